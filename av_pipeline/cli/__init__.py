@@ -1,0 +1,82 @@
+"""The ``avp`` command line.
+
+Each subcommand is a class in this package whose docstring is its help text; heavy
+imports happen inside ``run`` so ``avp --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import textwrap
+from typing import Sequence
+
+from av_pipeline.errors import AVPipelineError
+
+#: subcommand name -> "module:Class" (imported only when that subcommand runs or --help is built)
+SUBCOMMANDS: dict[str, str] = {
+    "demo": "av_pipeline.cli.demo:DemoCommand",
+    "calib": "av_pipeline.cli.calib:CalibCommand",
+}
+
+
+class Command:
+    """Base class: subclasses set ``name``, add arguments in ``add_arguments`` and act in ``run``."""
+
+    name = ""
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:  # pragma: no cover - trivial default
+        """Add this command's arguments to ``parser``."""
+
+    @classmethod
+    def run(cls, args: argparse.Namespace) -> int:
+        """Run the command; return the process exit code."""
+        raise NotImplementedError(f"subcommand {cls.name!r} does not implement run()")
+
+
+def _load(spec: str) -> type[Command]:
+    module_name, class_name = spec.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand (help texts from the command docstrings)."""
+    parser = argparse.ArgumentParser(
+        prog="avp",
+        description="av-pipeline: perception dataset pipeline for autonomous driving.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, spec in SUBCOMMANDS.items():
+        cls = _load(spec)
+        doc = textwrap.dedent(cls.__doc__ or "").strip()
+        summary = doc.splitlines()[0] if doc else name
+        child = sub.add_parser(name, help=summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+        cls.add_arguments(child)
+        child.set_defaults(_command=cls)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``avp`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not getattr(args, "_command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._command.run(args) or 0)
+    except AVPipelineError as exc:
+        print(f"avp {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Apache Beam pipelines: thin composite PTransforms over av_pipeline functions."""

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Create the virtual environment and install av-pipeline with everything it needs.
+# Usage: scripts/bootstrap.sh [VENV_DIR]   (default .venv)
+# Idempotent: a second run only re-installs the package itself.
+set -euo pipefail
+venv="${1:-.venv}"
+python="${PYTHON:-python3}"
+
+say() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+"$python" - <<'PY' || { say "Python >= 3.10 is required (found $($python --version 2>&1))."; exit 1; }
+import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)
+PY
+
+# open3d loads libusb-1.0 at import time; it is a Debian package, not a wheel.
+if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
+  say "libusb-1.0-0 (needed by open3d) is missing; installing it with apt-get."
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -q libusb-1.0-0 >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libusb-1.0-0 >/dev/null 2>&1; } \
+      || { say "ERROR: 'apt-get install -y libusb-1.0-0' failed. Install it by hand, then re-run."; exit 1; }
+  else
+    say "ERROR: cannot install libusb-1.0-0 (need root and apt-get). Run as root:"
+    say "    apt-get install -y libusb-1.0-0"
+    say "or install your distribution's libusb 1.0 runtime, then re-run."
+    exit 1
+  fi
+fi
+
+if [ ! -x "$venv/bin/python" ]; then
+  say "creating virtual environment $venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --upgrade pip
+fi
+pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+
+# torch first and exactly: any looser spec resolves to multi-GB CUDA wheels.
+if ! "$venv/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
+  say "installing torch==2.13.0"
+  "${pip[@]}" torch==2.13.0
+fi
+say "installing av-pipeline and its dependencies"
+"${pip[@]}" -e ".[test,spconv-cpu]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+"$venv/bin/python" -c 'import calibration, av_pipeline, beam_jobs, open3d, spconv' \
+  || { say "ERROR: the installation is incomplete (see pip output above)."; exit 1; }
+say "ready: $venv"
