@@ -1,0 +1,144 @@
+"""The one interface every drive-log reader implements, and ``open_log`` choosing between them.
+
+A reader lists a log's frames cheaply (:meth:`LogReader.list_frames` returns small
+:class:`~av_pipeline.records.FrameRef` records) and loads one frame on demand
+(:meth:`LogReader.load_frame`), so a Beam worker reads only what it processes.
+
+Adding a reader: subclass :class:`LogReader`, implement ``sniff``, ``list_frames`` and
+``load_frame``, and register it with :func:`register_reader` (see docs/formats.md).
+"""
+
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator
+
+from av_pipeline.errors import LogFormatError
+from av_pipeline.records import Frame, FrameRef
+
+
+class LogReader(abc.ABC):
+    """A drive log opened for reading.
+
+    Subclasses set ``name`` (used in :class:`FrameRef.reader` and ``open_log(..., reader=)``)
+    and implement the abstract methods. Readers are cheap to construct: they may read an
+    index or summary, never all sensor data. Use as a context manager to release files.
+
+    Attributes:
+        uri: the log's location as given to :func:`open_log`.
+        log_id: stable identifier of the log.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        self.uri = str(uri)
+        self.options = options
+        self.log_id = self._default_log_id()
+
+    def _default_log_id(self) -> str:
+        path = Path(self.uri.rstrip("/"))
+        return path.stem if path.suffix else path.name
+
+    @classmethod
+    @abc.abstractmethod
+    def sniff(cls, uri: str) -> bool:
+        """True when ``uri`` looks like a log this reader can open (by content and extension)."""
+
+    @abc.abstractmethod
+    def list_frames(self) -> list[FrameRef]:
+        """The log's frames in time order, without loading sensor data."""
+
+    @abc.abstractmethod
+    def load_frame(self, ref: FrameRef) -> Frame:
+        """Load one frame listed by :meth:`list_frames`.
+
+        Raises:
+            LogFormatError: the frame's data is corrupt or missing; the message names the
+                file and the field.
+        """
+
+    def iter_frames(self) -> Iterator[Frame]:
+        """Load every frame in order (convenience for small logs and tests)."""
+        for ref in self.list_frames():
+            yield self.load_frame(ref)
+
+    def close(self) -> None:
+        """Release open files (no-op by default)."""
+
+    def __enter__(self) -> LogReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_ref(self, ref: FrameRef) -> None:
+        if ref.reader != self.name or ref.log_uri != self.uri:
+            raise LogFormatError(
+                self.uri, "frame ref", f"expected a ref listed by this {self.name} reader, got {ref.reader} ref for {ref.log_uri}"
+            )
+
+
+_READERS: dict[str, Callable[..., LogReader]] = {}
+
+
+def register_reader(cls: type[LogReader]) -> type[LogReader]:
+    """Class decorator: make a reader available to :func:`open_log` under ``cls.name``."""
+    if not cls.name:
+        raise TypeError(f"{cls.__name__} must set a non-empty 'name'")
+    _READERS[cls.name] = cls
+    return cls
+
+
+def available_readers() -> list[str]:
+    """Names of the registered readers."""
+    _import_builtin_readers()
+    return sorted(_READERS)
+
+
+def _import_builtin_readers() -> None:
+    # Imported lazily so `import av_pipeline` stays light; each module registers itself.
+    import importlib
+
+    for module in BUILTIN_READER_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a missing optional dependency inside the module
+                raise
+
+
+#: Modules holding the built-in readers (each registers itself on import).
+BUILTIN_READER_MODULES: tuple[str, ...] = (
+    "av_pipeline.readers.kitti",
+    "av_pipeline.readers.nuscenes",
+    "av_pipeline.readers.mcap_log",
+    "av_pipeline.readers.rosbag",
+    "av_pipeline.readers.pcd",
+)
+
+
+def open_log(uri: str | Path, reader: str | None = None, **options: Any) -> LogReader:
+    """Open a drive log, choosing the reader by content and extension unless ``reader`` names one.
+
+    Args:
+        uri: a file or directory.
+        reader: force a reader by name (see :func:`available_readers`).
+        **options: reader options (e.g. MCAP topic names).
+
+    Raises:
+        LogFormatError: nothing at ``uri``, an unknown reader name, or no reader recognises it.
+    """
+    _import_builtin_readers()
+    uri = str(uri)
+    if reader is not None:
+        if reader not in _READERS:
+            raise LogFormatError(uri, "reader", f"expected one of {sorted(_READERS)}, got {reader!r}")
+        return _READERS[reader](uri, **options)
+    if not Path(uri).exists():
+        raise LogFormatError(uri, None, "no such file or directory")
+    for cls in _READERS.values():
+        if cls.sniff(uri):  # type: ignore[attr-defined]
+            return cls(uri, **options)
+    raise LogFormatError(uri, None, f"no reader recognises this log; readers: {sorted(_READERS)}")
