@@ -15,6 +15,10 @@ import numpy as np
 from calibration.array_types import NDArrayFloat
 from calibration.errors import CalibrationError
 
+#: Orthonormality deviations up to this are float64 round-off (chains of thousands of
+#: compositions stay below it): such matrices are kept bit for bit, not re-projected.
+ROUNDOFF_TOL = 1e-12
+
 
 def orthonormality_error(rotation: NDArrayFloat) -> NDArrayFloat:
     """Frobenius norm of ``R^T R - I``: 0 for an exact rotation.
@@ -188,10 +192,20 @@ def rotation_about_z(yaw_rad: NDArrayFloat | float) -> NDArrayFloat:
 
 
 def angle_between(r0: NDArrayFloat, r1: NDArrayFloat) -> NDArrayFloat:
-    """Angle in radians ``(*)`` of the relative rotation ``r0^T r1`` between ``(*, 3, 3)`` rotations."""
-    rel = np.swapaxes(np.asarray(r0), -1, -2) @ np.asarray(r1)
+    """Angle in radians ``(*)`` of the relative rotation ``r0^T r1`` between ``(*, 3, 3)`` rotations.
+
+    Computed as ``atan2(|axis * sin|, cos)`` rather than ``arccos(cos)``: the arccos form
+    cannot resolve angles below about ``1.5e-8`` rad (``cos`` rounds to 1), which made
+    tight tolerances in :meth:`SE3.allclose` meaningless.
+    """
+    rel = np.swapaxes(np.asarray(r0, dtype=np.float64), -1, -2) @ np.asarray(r1, dtype=np.float64)
     cos = (np.trace(rel, axis1=-2, axis2=-1) - 1.0) / 2.0
-    return np.arccos(np.clip(cos, -1.0, 1.0))
+    # The skew-symmetric part of a rotation by theta is sin(theta) [axis]_x.
+    skew = np.stack(
+        [rel[..., 2, 1] - rel[..., 1, 2], rel[..., 0, 2] - rel[..., 2, 0], rel[..., 1, 0] - rel[..., 0, 1]], axis=-1
+    )
+    sin = np.linalg.norm(skew, axis=-1) / 2.0
+    return np.arctan2(sin, cos)
 
 
 def require_rotation(matrix: NDArrayFloat, name: str, tol: float) -> tuple[NDArrayFloat, float]:
@@ -218,4 +232,6 @@ def require_rotation(matrix: NDArrayFloat, name: str, tol: float) -> tuple[NDArr
         raise CalibrationError(
             f"{name}: expected an orthonormal rotation (|R^T R - I|_F <= {tol:g}), got deviation {error:.3g}"
         )
-    return (nearest_rotation(matrix) if error > 0 else np.array(matrix, dtype=np.float64)), error
+    # Re-project only above round-off: projecting exact input would change it in the last
+    # bits, so rebuilding a transform from its own rotation would not reproduce it.
+    return (nearest_rotation(matrix) if error > ROUNDOFF_TOL else np.array(matrix, dtype=np.float64)), error

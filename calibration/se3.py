@@ -23,7 +23,7 @@ import numpy as np
 
 from calibration.array_types import NDArrayFloat
 from calibration.checks import check_array, check_matrix, check_points, check_vector
-from calibration.errors import CalibrationError
+from calibration.errors import CalibrationError, ShapeError
 from calibration.rotation import (
     angle_between,
     check_unit_quaternion,
@@ -127,7 +127,12 @@ class SE3:
             ShapeError: another shape, or non-finite values.
             CalibrationError: a last row other than ``[0, 0, 0, 1]`` or a bad rotation.
         """
-        arr = np.asarray(matrix, dtype=np.float64) if not isinstance(matrix, np.ndarray) else matrix
+        try:
+            arr = np.asarray(matrix, dtype=np.float64) if not isinstance(matrix, np.ndarray) else matrix
+        except (TypeError, ValueError) as exc:  # ragged or non-numeric nested lists
+            raise ShapeError(
+                f"{name}: expected (4, 4) or (3, 4) float array, got a {type(matrix).__name__} that is not a numeric array"
+            ) from exc
         if getattr(arr, "shape", None) == (3, 4):
             arr = check_matrix(arr, name, 3, 4)
         else:
