@@ -1,9 +1,21 @@
 """av-pipeline's calibration API: rigid transforms, camera models with distortion, a frame
 graph with time, sensor rigs, calibration file formats and calibration checks.
 
-Depends on numpy and pyquaternion only.
+Depends on numpy and pyquaternion only. Guide: docs/calibration.md.
 """
 
+from calibration.camera import (
+    BEHIND_CAMERA,
+    DISTORTION_SIZES,
+    MIN_DEPTH_M,
+    NOT_FINITE,
+    OUTSIDE_IMAGE,
+    OUTSIDE_VALID_REGION,
+    VISIBLE,
+    CameraModel,
+    Projection,
+    ProjectionStatus,
+)
 from calibration.errors import (
     AVPipelineError,
     CalibrationError,
@@ -12,14 +24,34 @@ from calibration.errors import (
     ShapeError,
     UnknownFrameError,
 )
+from calibration.frame_graph import FrameEdge, FrameGraph
+from calibration.rig import RigCamera, SensorRig
 from calibration.se3 import SE3
+from calibration.trajectory import EXTRAPOLATION_POLICIES, ExtrapolationPolicy, PoseTrajectory
 
 __all__ = [
     "AVPipelineError",
+    "BEHIND_CAMERA",
     "CalibrationError",
     "CalibrationFileError",
+    "CameraModel",
+    "DISTORTION_SIZES",
+    "EXTRAPOLATION_POLICIES",
     "ExtrapolationError",
+    "ExtrapolationPolicy",
+    "FrameEdge",
+    "FrameGraph",
+    "MIN_DEPTH_M",
+    "NOT_FINITE",
+    "OUTSIDE_IMAGE",
+    "OUTSIDE_VALID_REGION",
+    "PoseTrajectory",
+    "Projection",
+    "ProjectionStatus",
+    "RigCamera",
     "SE3",
+    "SensorRig",
     "ShapeError",
     "UnknownFrameError",
+    "VISIBLE",
 ]
