@@ -40,6 +40,9 @@ except ImportError:  # pragma: no cover - older numba
 #: Threads per block; the simulator runs every thread as a Python thread, so keep it small.
 THREADS_PER_BLOCK = 32 if _SIMULATOR else 256
 _MAX_BLOCKS = 2 if _SIMULATOR else 8192
+# The scan: each thread sums this many neighbours; a block scans a tile of _TILE items.
+_ITEMS_PER_THREAD = 16 if _SIMULATOR else 8
+_TILE = THREADS_PER_BLOCK * _ITEMS_PER_THREAD
 
 _EMPTY = -1
 _NO_POINT = 2147483647
@@ -286,11 +289,17 @@ def _divide_sums(sums, counts, means):  # pragma: no cover - device code
 # ----------------------------------------------------------------------------- scan
 @cuda.jit
 def _block_scan(values, out, block_sums):  # pragma: no cover - device code
-    """Exclusive scan of each block's slice of ``values`` (int64) into ``out``."""
+    """Exclusive scan of each block's tile of ``values`` (int64) into ``out``: every thread
+    sums ``_ITEMS_PER_THREAD`` neighbours, the block scans those sums in shared memory
+    (Hillis-Steele), then every thread writes its items."""
     shared = cuda.shared.array(THREADS_PER_BLOCK, dtype=np.int64)
     tid = cuda.threadIdx.x
-    i = cuda.blockIdx.x * THREADS_PER_BLOCK + tid
-    own = values[i] if i < values.shape[0] else 0
+    base = cuda.blockIdx.x * _TILE + tid * _ITEMS_PER_THREAD
+    num_items = values.shape[0]
+    own = 0
+    for j in range(_ITEMS_PER_THREAD):
+        if base + j < num_items:
+            own += values[base + j]
     shared[tid] = own
     cuda.syncthreads()
     offset = 1
@@ -300,8 +309,12 @@ def _block_scan(values, out, block_sums):  # pragma: no cover - device code
         shared[tid] += add
         cuda.syncthreads()
         offset *= 2
-    if i < values.shape[0]:
-        out[i] = shared[tid] - own
+    running = shared[tid] - own
+    for j in range(_ITEMS_PER_THREAD):
+        if base + j < num_items:
+            value = values[base + j]
+            out[base + j] = running
+            running += value
     if tid == THREADS_PER_BLOCK - 1:
         block_sums[cuda.blockIdx.x] = shared[tid]
 
@@ -309,16 +322,16 @@ def _block_scan(values, out, block_sums):  # pragma: no cover - device code
 @cuda.jit
 def _add_block_offsets(out, block_offsets):  # pragma: no cover - device code
     for i in range(cuda.grid(1), out.shape[0], cuda.gridsize(1)):
-        out[i] += block_offsets[i // THREADS_PER_BLOCK]
+        out[i] += block_offsets[i // _TILE]
 
 
 def _exclusive_scan(values: Any, out: Any, stream: Any) -> None:
     """out[i] = sum(values[:i]) for int64 device arrays of equal length (one block per
-    ``THREADS_PER_BLOCK`` items, then a scan of the block sums, recursively)."""
+    tile of ``_TILE`` items, then a scan of the block sums, recursively)."""
     num_items = values.shape[0]
     if num_items == 0:
         return
-    num_blocks = (num_items + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+    num_blocks = (num_items + _TILE - 1) // _TILE
     block_sums = cuda.device_array(num_blocks, dtype=np.int64, stream=stream)
     _block_scan[num_blocks, THREADS_PER_BLOCK, stream](values, out, block_sums)
     if num_blocks > 1:
