@@ -19,6 +19,7 @@ from av_pipeline.errors import AVPipelineError
 SUBCOMMANDS: dict[str, str] = {
     "demo": "av_pipeline.cli.demo:DemoCommand",
     "calib": "av_pipeline.cli.calib:CalibCommand",
+    "ingest": "av_pipeline.cli.ingest:IngestCommand",
 }
 
 
