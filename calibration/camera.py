@@ -263,7 +263,7 @@ class CameraModel:
         """
         K = check_matrix(K, name, 3, 3)
         if abs(K[0, 1]) > 1e-9 * abs(K[0, 0]):
-            raise CalibrationError(f"{name}: skew K[0, 1] = {K[0, 1]!r} is not supported (expected 0)")
+            raise CalibrationError(f"{name}: skew K[0, 1] = {float(K[0, 1]):g} is not supported (expected 0)")
         if not np.allclose(K[2], [0.0, 0.0, 1.0]) or abs(K[1, 0]) > 1e-12:
             raise CalibrationError(f"{name}: expected [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], got {K.tolist()}")
         return cls(width_px, height_px, K[0, 0], K[1, 1], K[0, 2], K[1, 2], distortion_model, tuple(np.ravel(distortion)))

@@ -25,6 +25,7 @@ The YAML formats need PyYAML (imported when used); the rest needs numpy only.
 """
 
 from calibration.formats._common import Unrepresented
+from calibration.formats.detect import RIG_FORMATS, AnyRig, detect_format, read_any_rig
 from calibration.formats.kitti_object import (
     KITTI_CAMERAS,
     KITTI_LIDAR,
@@ -91,6 +92,10 @@ from calibration.formats.ros_camera_info import (
 )
 
 __all__ = [
+    "AnyRig",
+    "RIG_FORMATS",
+    "detect_format",
+    "read_any_rig",
     "KITTI_CAMERAS",
     "KITTI_LIDAR",
     "KittiObjectCalib",

@@ -1,0 +1,131 @@
+"""Read any supported calibration file into a rig, choosing the format by name and content.
+
+>>> from calibration.formats.detect import detect_format
+>>> detect_format("calib/000001.txt", "P0: 1 0 0 0 0 1 0 0 0 0 1 0\\n")
+'kitti_object'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from calibration.camera import CameraModel
+from calibration.errors import CalibrationFileError
+from calibration.formats._common import PathLike, Unrepresented
+from calibration.rig import RigCamera, SensorRig
+from calibration.se3 import SE3
+
+#: Format names :func:`read_any_rig` accepts.
+RIG_FORMATS = ("rig", "kitti_object", "kitti_raw", "nuscenes", "ros_camera_info", "opencv_yaml", "pjlab")
+
+
+@dataclass(frozen=True)
+class AnyRig:
+    """A rig read from any format.
+
+    Attributes:
+        rig: the sensor rig (single-camera formats give one camera at the ego origin).
+        format: the format name (one of :data:`RIG_FORMATS`).
+        unrepresented: what the file holds that the rig does not carry, plus assumptions
+            this reader had to make (e.g. an image size the file does not record).
+    """
+
+    rig: SensorRig
+    format: str
+    unrepresented: tuple[Unrepresented, ...]
+
+
+def detect_format(path: PathLike, head: str | None = None) -> str:
+    """Guess the calibration format of ``path`` from its name and first bytes.
+
+    Raises:
+        CalibrationFileError: no format matches.
+    """
+    p = Path(path)
+    if p.is_dir():
+        if (p / "calib_cam_to_cam.txt").is_file():
+            return "kitti_raw"
+        if (p / "calibrated_sensor.json").is_file() or any(p.glob("*/calibrated_sensor.json")):
+            return "nuscenes"
+        raise CalibrationFileError(path, None, "a directory without calib_cam_to_cam.txt or calibrated_sensor.json")
+    if head is None:
+        with open(p, encoding="utf-8", errors="replace") as handle:
+            head = handle.read(4096)
+    text = head.lstrip()
+    if "av-pipeline-rig" in head:
+        return "rig"
+    if text.startswith("%YAML") or "!!opencv-matrix" in head:
+        return "opencv_yaml"
+    if "camera_matrix" in head and "distortion_model" in head:
+        return "ros_camera_info"
+    if text.startswith("P0") or "Tr_velo_to_cam" in head or "R0_rect" in head:
+        return "kitti_object"
+    if p.name.startswith("calib_cam_to_cam"):
+        return "kitti_raw"
+    if text.startswith("K:") or text.startswith("P:"):
+        return "pjlab"
+    raise CalibrationFileError(path, None, f"not a recognised calibration format; supported: {list(RIG_FORMATS)}")
+
+
+def read_any_rig(path: PathLike, fmt: str | None = None, *, image_size_px: tuple[int, int] | None = None) -> AnyRig:
+    """Read a calibration file (or KITTI raw / nuScenes directory) of any supported format.
+
+    Args:
+        path: the file or directory.
+        fmt: force a format (see :data:`RIG_FORMATS`); guessed with :func:`detect_format` if ``None``.
+        image_size_px: ``(width, height)`` for formats that do not record it (KITTI object,
+            PJLab). Without it, KITTI object uses 1242x375 and PJLab 1920x1200, noted in
+            ``unrepresented``.
+
+    Raises:
+        CalibrationFileError: unreadable or invalid file (see the format's reader).
+    """
+    from calibration import formats
+
+    fmt = fmt or detect_format(path)
+    notes: list[Unrepresented] = []
+
+    def size(default: tuple[int, int]) -> tuple[int, int]:
+        if image_size_px is not None:
+            return image_size_px
+        notes.append(Unrepresented("image size", f"not in the file; assumed {default[0]}x{default[1]} px"))
+        return default
+
+    def single(model: CameraModel, name: str) -> SensorRig:
+        notes.append(Unrepresented("extrinsics", f"a camera-only file: '{name}' placed at the ego origin"))
+        return SensorRig({name: RigCamera(model, SE3.identity())}, {})
+
+    if fmt == "rig":
+        result = formats.read_rig(path)
+        rig = result.rig
+    elif fmt == "kitti_object":
+        result = formats.read_kitti_object_calib(path)
+        rig = result.to_rig(size((1242, 375)))
+    elif fmt == "kitti_raw":
+        folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        result = formats.read_kitti_raw_calib(folder)
+        rig = result.to_rig()
+    elif fmt == "nuscenes":
+        import json
+
+        tables = Path(path) if (Path(path) / "sample.json").is_file() else next(Path(path).glob("*/sample.json")).parent
+        samples = json.loads((tables / "sample.json").read_text(encoding="utf-8"))
+        if not samples:
+            raise CalibrationFileError(tables / "sample.json", None, "expected at least one sample, got none")
+        token = min(samples, key=lambda record: record["timestamp"])["token"]
+        notes.append(Unrepresented("sample", f"the rig of the first sample ({token}); other samples may differ"))
+        result = formats.read_nuscenes_rig(tables, sample_token=token)
+        rig = result.rig
+    elif fmt == "ros_camera_info":
+        result = formats.read_ros_camera_info(path)
+        rig = single(result.model, result.camera_name or "camera")
+    elif fmt == "opencv_yaml":
+        result = formats.read_opencv_yaml(path)
+        rig = single(result.model, "camera")
+    elif fmt == "pjlab":
+        result = formats.read_pjlab_calib_txt(path)
+        rig = result.to_rig(size((1920, 1200)))
+    else:
+        raise CalibrationFileError(path, "format", f"expected one of {list(RIG_FORMATS)}, got {fmt!r}")
+    return AnyRig(rig, fmt, tuple(getattr(result, "unrepresented", ())) + tuple(notes))
