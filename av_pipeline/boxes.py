@@ -239,6 +239,8 @@ def kitti_camera_boxes_to_cuboids(
     lidar_SE3_camera: SE3,
     frame: str = "lidar",
     scores: Sequence[float] | None = None,
+    *,
+    height_axis: str = "camera_y",
 ) -> Cuboids:
     """Convert KITTI ``label_2`` boxes (rectified camera frame) to product cuboids.
 
@@ -250,6 +252,13 @@ def kitti_camera_boxes_to_cuboids(
         lidar_SE3_camera: maps rectified-camera points to the target frame, i.e.
             ``(R0_rect @ Tr_velo_to_cam)^-1`` for KITTI.
         frame: name of the target frame.
+        height_axis: how the centre is found from the bottom centre: ``"camera_y"`` raises it
+            by ``h / 2`` along camera -y, then transforms; ``"frame_z"`` transforms the bottom
+            centre, then raises it by ``h / 2`` along the target frame's +z (what the KITTI
+            tooling does: mmdet3d ``box_camera_to_lidar``, OpenPCDet
+            ``boxes3d_kitti_camera_to_lidar``; it reproduces published per-box point
+            counts, while ``"camera_y"`` shifts centres sideways by ``h / 2 * sin(tilt)``,
+            about 8 mm for KITTI's 0.6 degree camera-LiDAR tilt).
 
     Returns:
         Cuboids in ``frame``.
@@ -258,29 +267,42 @@ def kitti_camera_boxes_to_cuboids(
     k = len(loc)
     hwl = check_array(dimensions_hwl, "dimensions_hwl", (k, 3), shape_text=f"({k}, 3)")
     ry = check_array(rotation_y, "rotation_y", (k,), shape_text=f"({k},)")
-    centre_cam = loc.copy()
-    centre_cam[:, 1] -= hwl[:, 0] / 2.0  # camera y points down: the centre is half a height above
+    if height_axis not in ("camera_y", "frame_z"):
+        raise ValueError(f"height_axis: expected 'camera_y' or 'frame_z', got {height_axis!r}")
     # Heading in the camera frame: ry about +y turns camera +x (ry=0) towards -z for ry>0.
     heading_cam = np.stack([np.cos(ry), np.zeros(k), -np.sin(ry)], axis=1)
-    centres = lidar_SE3_camera.transform_points(centre_cam)
+    if height_axis == "frame_z":
+        centres = lidar_SE3_camera.transform_points(loc)
+        centres[:, 2] += hwl[:, 0] / 2.0
+    else:
+        centre_cam = loc.copy()
+        centre_cam[:, 1] -= hwl[:, 0] / 2.0  # camera y points down: the centre is half a height above
+        centres = lidar_SE3_camera.transform_points(centre_cam)
     heading = lidar_SE3_camera.rotate_vectors(heading_cam)
     yaws = np.arctan2(heading[:, 1], heading[:, 0])
     sizes = hwl[:, [2, 1, 0]]
     return Cuboids.from_arrays(frame, centres, sizes, yaws, labels, scores)
 
 
-def cuboids_to_kitti_camera_boxes(cuboids: Cuboids, camera_SE3_frame: SE3) -> tuple[NDArrayFloat, NDArrayFloat, NDArrayFloat]:
-    """Inverse of :func:`kitti_camera_boxes_to_cuboids`.
+def cuboids_to_kitti_camera_boxes(
+    cuboids: Cuboids, camera_SE3_frame: SE3, *, height_axis: str = "camera_y"
+) -> tuple[NDArrayFloat, NDArrayFloat, NDArrayFloat]:
+    """Inverse of :func:`kitti_camera_boxes_to_cuboids` (with the same ``height_axis``).
 
     Returns:
         ``(locations_cam (K, 3) bottom centres, dimensions_hwl (K, 3), rotation_y (K,))``.
     """
-    centre_cam = camera_SE3_frame.transform_points(cuboids.centers_m)
+    if height_axis not in ("camera_y", "frame_z"):
+        raise ValueError(f"height_axis: expected 'camera_y' or 'frame_z', got {height_axis!r}")
     heading = np.stack([np.cos(cuboids.yaws_rad), np.sin(cuboids.yaws_rad), np.zeros(len(cuboids))], axis=1)
     heading_cam = camera_SE3_frame.rotate_vectors(heading)
     ry = np.arctan2(-heading_cam[:, 2], heading_cam[:, 0])
     hwl = cuboids.sizes_m[:, [2, 1, 0]]
-    loc = centre_cam.copy()
+    if height_axis == "frame_z":
+        bottom = cuboids.centers_m.copy()
+        bottom[:, 2] -= hwl[:, 0] / 2.0
+        return camera_SE3_frame.transform_points(bottom), hwl, ry
+    loc = camera_SE3_frame.transform_points(cuboids.centers_m).copy()
     loc[:, 1] += hwl[:, 0] / 2.0
     return loc, hwl, ry
 
