@@ -2,16 +2,19 @@
 
 Three passes, memory linear in the number of points (never in the grid size):
 
-1. ``_point_keys`` (parallel): each point's voxel key ``z << 42 | y << 21 | x`` from
-   spconv's float32 arithmetic, or a code for "out of range" / "non-finite".
+1. ``_point_keys_*``: each point's voxel key ``z << 42 | y << 21 | x`` from spconv's
+   float32 arithmetic, or a code for "out of range" / "non-finite".
 2. ``_assign_*`` (sequential, because first-hit order is sequential by definition): an
-   open-addressing hash table of ``2**k >= 2 * voxels`` slots (int64 key + int32 id) maps
-   a key to its voxel id; ids are handed out in first-hit order and each voxel remembers its first
-   ``P`` points.
-3. ``_gather_*`` (parallel over voxels): copy the remembered points into the ``(M, P, C)``
-   output (zero-padded) or average them, and unpack the keys into ``z, y, x``.
+   open-addressing hash table of ``2**k >= 2 * voxels`` slots (int64 key + int32 id) maps a
+   key to its voxel id; ids are handed out in first-hit order and each voxel remembers its
+   first ``P`` points.
+3. ``_gather_*`` (over voxels): copy the remembered points into the ``(M, P, C)`` output
+   (zero-padded) or average them, and unpack the keys into ``z, y, x``.
 
-spconv's CPU ``PointToVoxel`` instead keeps a dense int32 table of the whole grid (360 MB
+Passes 1 and 3 have a parallel and a one-thread variant; the parallel one runs from
+:data:`PARALLEL_MIN_ITEMS` items on (and only when numba has more than one thread).
+
+spconv's CPU ``PointToVoxel`` instead keeps a dense int32 table of the whole grid (344 MiB
 for the KITTI SECOND grid).
 """
 
@@ -31,6 +34,8 @@ KEY_NONFINITE = -2
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio (Fibonacci hashing)
 _AXIS_MASK = np.int64((1 << KEY_BITS_PER_AXIS) - 1)
 _EMPTY = np.int64(-1)  # an empty hash slot (keys are >= 0)
+#: Points (keys pass) or output floats (gather pass) from which the passes run on all threads.
+PARALLEL_MIN_ITEMS = 100_000
 _LOCAL_BITS = 2
 _LOCAL_MASK = np.int64((1 << _LOCAL_BITS) - 1)
 
@@ -53,38 +58,64 @@ def table_bits(num_keys: int) -> int:
     return max(4, int(2 * max(num_keys, 1) - 1).bit_length())
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _point_keys(points, range_min, voxel_size, grid_size, keys):  # pragma: no cover - numba
-    """keys[i] = packed voxel key of point i, KEY_OUT_OF_RANGE or KEY_NONFINITE.
+@numba.njit(cache=True, inline="always")
+def _key_of_point(points, i, range_min, voxel_size, grid_limits):  # pragma: no cover - numba
+    """The packed voxel key of point i, KEY_OUT_OF_RANGE or KEY_NONFINITE."""
+    # x - x is 0 for finite x and NaN for NaN/inf: one test for all columns.
+    residue = np.float32(0.0)
+    for k in range(points.shape[1]):
+        residue += points[i, k] - points[i, k]
+    if not residue == 0.0:
+        return KEY_NONFINITE
+    # float32 throughout, exactly spconv's floor((p - min) / voxel); for an integer n,
+    # 0 <= floor(q) < n  <=>  0 <= q < n, and truncation is floor for q >= 0.
+    qx = (points[i, 0] - range_min[0]) / voxel_size[0]
+    qy = (points[i, 1] - range_min[1]) / voxel_size[1]
+    qz = (points[i, 2] - range_min[2]) / voxel_size[2]
+    if qx >= 0 and qx < grid_limits[0] and qy >= 0 and qy < grid_limits[1] and qz >= 0 and qz < grid_limits[2]:
+        return pack_key(np.int64(qz), np.int64(qy), np.int64(qx))
+    return KEY_OUT_OF_RANGE
 
-    Returns (num_in_range, num_nonfinite).
-    """
-    num_points, num_features = points.shape
-    fnx, fny, fnz = np.float32(grid_size[0]), np.float32(grid_size[1]), np.float32(grid_size[2])
-    minx, miny, minz = range_min[0], range_min[1], range_min[2]
-    vx, vy, vz = voxel_size[0], voxel_size[1], voxel_size[2]
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _point_keys_parallel(points, range_min, voxel_size, grid_limits, keys):  # pragma: no cover - numba
+    """keys[i] for every point; returns (num_in_range, num_nonfinite)."""
     num_in_range = 0
     num_nonfinite = 0
-    for i in numba.prange(num_points):
-        # x - x is 0 for finite x and NaN for NaN/inf: one test for all columns.
-        residue = np.float32(0.0)
-        for k in range(num_features):
-            residue += points[i, k] - points[i, k]
-        finite = residue == 0.0
-        # float32 throughout, exactly spconv's floor((p - min) / voxel).
-        cx = np.floor((points[i, 0] - minx) / vx)
-        cy = np.floor((points[i, 1] - miny) / vy)
-        cz = np.floor((points[i, 2] - minz) / vz)
-        inside = finite and cx >= 0 and cx < fnx and cy >= 0 and cy < fny and cz >= 0 and cz < fnz
-        if inside:
-            keys[i] = pack_key(np.int64(cz), np.int64(cy), np.int64(cx))
-            num_in_range += 1
-        elif finite:
-            keys[i] = KEY_OUT_OF_RANGE
-        else:
-            keys[i] = KEY_NONFINITE
-            num_nonfinite += 1
+    for i in numba.prange(points.shape[0]):
+        key = _key_of_point(points, i, range_min, voxel_size, grid_limits)
+        keys[i] = key
+        num_in_range += 1 if key >= 0 else 0
+        num_nonfinite += 1 if key == KEY_NONFINITE else 0
     return num_in_range, num_nonfinite
+
+
+@numba.njit(cache=True, nogil=True)
+def _point_keys_serial(points, range_min, voxel_size, grid_limits, keys):  # pragma: no cover - numba
+    """:func:`_point_keys_parallel` on one thread (small clouds: no fork-join overhead)."""
+    num_in_range = 0
+    num_nonfinite = 0
+    for i in range(points.shape[0]):
+        key = _key_of_point(points, i, range_min, voxel_size, grid_limits)
+        keys[i] = key
+        num_in_range += 1 if key >= 0 else 0
+        num_nonfinite += 1 if key == KEY_NONFINITE else 0
+    return num_in_range, num_nonfinite
+
+
+def _point_keys(points: np.ndarray, config: VoxelGridConfig) -> tuple[np.ndarray, int, int]:
+    """``(keys (N,) int64, num_in_range, num_nonfinite)``."""
+    range_min, voxel_size, grid_size = config.kernel_params()
+    keys = np.empty(points.shape[0], dtype=np.int64)
+    kernel = _point_keys_parallel if _parallel_pays(points.shape[0]) else _point_keys_serial
+    num_in_range, num_nonfinite = kernel(points, range_min, voxel_size, grid_size.astype(np.float32), keys)
+    return keys, int(num_in_range), int(num_nonfinite)
+
+
+def _parallel_pays(num_items: int) -> bool:
+    """Fork-join costs tens of microseconds (and a scheduler quantum when a core is busy
+    elsewhere), so small clouds run on one thread."""
+    return num_items >= PARALLEL_MIN_ITEMS and numba.get_num_threads() > 1
 
 
 @numba.njit(cache=True, inline="always")
@@ -164,25 +195,39 @@ def _assign_hard(keys, bits, max_voxels, max_points, point_voxel_id):  # pragma:
     return num_voxels, voxel_keys, first_points, counts, dropped_cap, dropped_full
 
 
+@numba.njit(cache=True, inline="always")
+def _gather_voxel(v, points_flat, first_points, counts, voxel_keys, voxels_flat, voxel_stride, num_features, coords_zyx):  # pragma: no cover
+    count = counts[v]
+    base = v * voxel_stride
+    for j in range(count):
+        src = first_points[v, j] * num_features
+        dst = base + j * num_features
+        for k in range(num_features):
+            voxels_flat[dst + k] = points_flat[src + k]
+    for t in range(base + count * num_features, base + voxel_stride):
+        voxels_flat[t] = 0.0
+    unpack_key(voxel_keys[v], coords_zyx, v)
+
+
 @numba.njit(cache=True, parallel=True, nogil=True)
-def _gather_hard(points, first_points, counts, voxel_keys, voxels, coords_zyx):  # pragma: no cover
+def _gather_hard_parallel(points, first_points, counts, voxel_keys, voxels, coords_zyx):  # pragma: no cover
     """voxels (M, P, C) = the remembered points, zero-padded; coords_zyx (M, 3) from the keys."""
     num_voxels, max_points, num_features = voxels.shape
-    # Flat views turn each row copy and each padding into a contiguous loop LLVM vectorises.
+    # Flat views make each row copy and each padding a contiguous loop.
     points_flat = points.reshape(-1)
     voxels_flat = voxels.reshape(-1)
-    voxel_stride = max_points * num_features
     for v in numba.prange(num_voxels):
-        count = counts[v]
-        base = v * voxel_stride
-        for j in range(count):
-            src = first_points[v, j] * num_features
-            dst = base + j * num_features
-            for k in range(num_features):
-                voxels_flat[dst + k] = points_flat[src + k]
-        for t in range(base + count * num_features, base + voxel_stride):
-            voxels_flat[t] = 0.0
-        unpack_key(voxel_keys[v], coords_zyx, v)
+        _gather_voxel(v, points_flat, first_points, counts, voxel_keys, voxels_flat, max_points * num_features, num_features, coords_zyx)
+
+
+@numba.njit(cache=True, nogil=True)
+def _gather_hard_serial(points, first_points, counts, voxel_keys, voxels, coords_zyx):  # pragma: no cover
+    """:func:`_gather_hard_parallel` on one thread."""
+    num_voxels, max_points, num_features = voxels.shape
+    points_flat = points.reshape(-1)
+    voxels_flat = voxels.reshape(-1)
+    for v in range(num_voxels):
+        _gather_voxel(v, points_flat, first_points, counts, voxel_keys, voxels_flat, max_points * num_features, num_features, coords_zyx)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -244,10 +289,8 @@ def voxelize_numpy(points: np.ndarray, config: VoxelGridConfig, *, return_point_
     Use :func:`av_pipeline.voxelize.voxelize`, which checks its input; this is the kernel
     wrapper behind it.
     """
-    range_min, voxel_size, grid_size = config.kernel_params()
     num_points = points.shape[0]
-    keys = np.empty(num_points, dtype=np.int64)
-    num_in_range, num_nonfinite = _point_keys(points, range_min, voxel_size, grid_size, keys)
+    keys, num_in_range, num_nonfinite = _point_keys(points, config)
     bits = table_bits(min(num_in_range, config.max_num_voxels))
     point_voxel_id = np.empty(num_points, dtype=np.int64)
     num_voxels, voxel_keys, first_points, counts, dropped_cap, dropped_full = _assign_hard(
@@ -255,7 +298,8 @@ def voxelize_numpy(points: np.ndarray, config: VoxelGridConfig, *, return_point_
     )
     voxels = np.empty((num_voxels, config.max_num_points_per_voxel, points.shape[1]), dtype=np.float32)
     coords_zyx = np.empty((num_voxels, 3), dtype=np.int32)
-    _gather_hard(points, first_points, counts, voxel_keys, voxels, coords_zyx)
+    gather = _gather_hard_parallel if _parallel_pays(voxels.size) else _gather_hard_serial
+    gather(points, first_points, counts, voxel_keys, voxels, coords_zyx)
     return Voxels(
         voxels=voxels,
         coords_zyx=coords_zyx,
@@ -271,10 +315,8 @@ def voxelize_numpy(points: np.ndarray, config: VoxelGridConfig, *, return_point_
 
 def voxelize_dynamic_numpy(points: np.ndarray, config: VoxelGridConfig) -> DynamicVoxels:
     """Dynamic voxelization of a checked ``(N, C)`` float32 C-contiguous array on the CPU."""
-    range_min, voxel_size, grid_size = config.kernel_params()
     num_points = points.shape[0]
-    keys = np.empty(num_points, dtype=np.int64)
-    num_in_range, num_nonfinite = _point_keys(points, range_min, voxel_size, grid_size, keys)
+    keys, num_in_range, num_nonfinite = _point_keys(points, config)
     point_voxel_id = np.empty(num_points, dtype=np.int64)
     num_voxels, voxel_keys, counts = _assign_dynamic(keys, table_bits(num_in_range), point_voxel_id)
     counts = counts[:num_voxels].copy()
