@@ -20,7 +20,7 @@ import numpy as np
 from calibration import SE3
 from calibration.array_types import NDArrayBool, NDArrayFloat
 from calibration.checks import check_array
-from calibration.errors import ShapeError
+from av_pipeline.errors import ConfigError, ShapeError
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -240,7 +240,7 @@ def kitti_camera_boxes_to_cuboids(
     frame: str = "lidar",
     scores: Sequence[float] | None = None,
     *,
-    height_axis: str = "camera_y",
+    height_axis: str = "frame_z",
 ) -> Cuboids:
     """Convert KITTI ``label_2`` boxes (rectified camera frame) to product cuboids.
 
@@ -268,7 +268,7 @@ def kitti_camera_boxes_to_cuboids(
     hwl = check_array(dimensions_hwl, "dimensions_hwl", (k, 3), shape_text=f"({k}, 3)")
     ry = check_array(rotation_y, "rotation_y", (k,), shape_text=f"({k},)")
     if height_axis not in ("camera_y", "frame_z"):
-        raise ValueError(f"height_axis: expected 'camera_y' or 'frame_z', got {height_axis!r}")
+        raise ConfigError(f"height_axis: expected 'camera_y' or 'frame_z', got {height_axis!r}")
     # Heading in the camera frame: ry about +y turns camera +x (ry=0) towards -z for ry>0.
     heading_cam = np.stack([np.cos(ry), np.zeros(k), -np.sin(ry)], axis=1)
     if height_axis == "frame_z":
@@ -285,7 +285,7 @@ def kitti_camera_boxes_to_cuboids(
 
 
 def cuboids_to_kitti_camera_boxes(
-    cuboids: Cuboids, camera_SE3_frame: SE3, *, height_axis: str = "camera_y"
+    cuboids: Cuboids, camera_SE3_frame: SE3, *, height_axis: str = "frame_z"
 ) -> tuple[NDArrayFloat, NDArrayFloat, NDArrayFloat]:
     """Inverse of :func:`kitti_camera_boxes_to_cuboids` (with the same ``height_axis``).
 
@@ -293,7 +293,7 @@ def cuboids_to_kitti_camera_boxes(
         ``(locations_cam (K, 3) bottom centres, dimensions_hwl (K, 3), rotation_y (K,))``.
     """
     if height_axis not in ("camera_y", "frame_z"):
-        raise ValueError(f"height_axis: expected 'camera_y' or 'frame_z', got {height_axis!r}")
+        raise ConfigError(f"height_axis: expected 'camera_y' or 'frame_z', got {height_axis!r}")
     heading = np.stack([np.cos(cuboids.yaws_rad), np.sin(cuboids.yaws_rad), np.zeros(len(cuboids))], axis=1)
     heading_cam = camera_SE3_frame.rotate_vectors(heading)
     ry = np.arctan2(-heading_cam[:, 2], heading_cam[:, 0])
