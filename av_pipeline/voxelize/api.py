@@ -14,6 +14,7 @@ the first GPU input.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Any, Sequence
 
@@ -101,12 +102,25 @@ def _cuda_stream(points: Any) -> Any:
     return cuda.stream()
 
 
+def _on_device_of(points: Any) -> Any:
+    """numba's current device set to a torch tensor's device (a no-op for other arrays)."""
+    torch = _torch_module()
+    if torch is not None and isinstance(points, torch.Tensor):
+        from numba import cuda
+
+        return cuda.gpus[points.device.index if points.device.index is not None else torch.cuda.current_device()]
+    return contextlib.nullcontext()
+
+
 def _to_torch(array: Any, like: Any) -> Any:
     torch = _torch_module()
     if array is None:
         return None
     if isinstance(array, np.ndarray):
         return torch.from_numpy(array)
+    if array.size == 0:  # a zero-size device array has no pointer to share
+        dtype = getattr(torch, np.dtype(array.dtype).name)
+        return torch.empty(tuple(array.shape), dtype=dtype, device=like.device)
     return torch.as_tensor(array, device=like.device)
 
 
@@ -160,10 +174,11 @@ def voxelize(
     else:
         from av_pipeline.voxelize.cuda import voxelize_cuda
 
-        result = voxelize_cuda(
-            checked, config, return_point_voxel_id=return_point_voxel_id, deterministic=deterministic,
-            stream=_cuda_stream(points),
-        )
+        with _on_device_of(points):
+            result = voxelize_cuda(
+                checked, config, return_point_voxel_id=return_point_voxel_id, deterministic=deterministic,
+                stream=_cuda_stream(points),
+            )
     if where in (_TORCH_CPU, _TORCH_CUDA):
         result = _replace_arrays(result, points, ("voxels", "coords_zyx", "num_points", "point_voxel_id"))
     return result
@@ -192,7 +207,8 @@ def voxelize_dynamic(points: Any, config: VoxelGridConfig, *, deterministic: boo
     else:
         from av_pipeline.voxelize.cuda import voxelize_dynamic_cuda
 
-        result = voxelize_dynamic_cuda(checked, config, deterministic=deterministic, stream=_cuda_stream(points))
+        with _on_device_of(points):
+            result = voxelize_dynamic_cuda(checked, config, deterministic=deterministic, stream=_cuda_stream(points))
     if where in (_TORCH_CPU, _TORCH_CUDA):
         result = _replace_arrays(result, points, ("point_voxel_id", "coords_zyx", "mean_features", "num_points"))
     return result

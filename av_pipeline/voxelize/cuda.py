@@ -25,23 +25,19 @@ from typing import Any
 
 import numpy as np
 from numba import cuda
+from numba.core import config as numba_config
 
 from av_pipeline.voxelize.config import KEY_BITS_PER_AXIS, VoxelGridConfig
 from av_pipeline.voxelize.records import DynamicVoxels, Voxels
 
-_SIMULATOR = bool(getattr(cuda, "simulator_enabled", False)) or cuda.__name__.endswith("simulator")
-try:  # numba-cuda's own config module knows whether the simulator is on
-    from numba.cuda.core import config as _cuda_config
-
-    _SIMULATOR = _SIMULATOR or bool(_cuda_config.ENABLE_CUDASIM)
-except ImportError:  # pragma: no cover - older numba
-    pass
+#: True under ``NUMBA_ENABLE_CUDASIM=1`` (read by numba when it is first imported).
+SIMULATOR = bool(numba_config.ENABLE_CUDASIM)
 
 #: Threads per block; the simulator runs every thread as a Python thread, so keep it small.
-THREADS_PER_BLOCK = 32 if _SIMULATOR else 256
-_MAX_BLOCKS = 2 if _SIMULATOR else 8192
+THREADS_PER_BLOCK = 32 if SIMULATOR else 256
+_MAX_BLOCKS = 2 if SIMULATOR else 8192
 # The scan: each thread sums this many neighbours; a block scans a tile of _TILE items.
-_ITEMS_PER_THREAD = 16 if _SIMULATOR else 8
+_ITEMS_PER_THREAD = 16 if SIMULATOR else 8
 _TILE = THREADS_PER_BLOCK * _ITEMS_PER_THREAD
 
 _EMPTY = -1
