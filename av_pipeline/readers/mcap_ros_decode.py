@@ -1,0 +1,185 @@
+"""ROS message -> sample decoders, shared by the ROS 2 MCAP path and the ROS 1 / ROS 2 bag reader.
+
+The functions take a *decoded* message object and only read attributes, so they work on
+``mcap_ros2`` messages (ROS 2 cdr in MCAP) and on ``rosbags`` messages (ROS 1 and ROS 2
+bags) alike. Field-name differences between ROS 1 and ROS 2 (``CameraInfo.D`` vs ``d``)
+are handled here.
+
+Supported types (``ROS_DECODERS``): ``sensor_msgs/msg/PointCloud2``, ``sensor_msgs/msg/Image``,
+``sensor_msgs/msg/CompressedImage``, ``sensor_msgs/msg/CameraInfo``, ``tf2_msgs/msg/TFMessage``
+and ``vision_msgs/msg/Detection3DArray`` (onboard cuboids; see docs/formats_mcap_ros.md for
+the class / score / track-id convention).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from av_pipeline.boxes import Cuboids
+from av_pipeline.errors import LogFormatError
+from av_pipeline.readers.mcap_samples import (
+    ROS_POINT_FIELD_DTYPES,
+    CalibrationSample,
+    CloudSample,
+    CuboidSample,
+    ImageSample,
+    PackedField,
+    TransformSample,
+    as_bytes,
+    camera_model_from_info,
+    compressed_format_to_encoding,
+    normalize_frame_id,
+    raw_image_bytes,
+    se3_from_xyzw,
+    unpack_points,
+    yaw_from_xyzw,
+)
+
+
+def normalize_ros_type(name: str) -> str:
+    """``"sensor_msgs/PointCloud2"`` (ROS 1) -> ``"sensor_msgs/msg/PointCloud2"``; ROS 2 names unchanged."""
+    parts = name.split("/")
+    return f"{parts[0]}/msg/{parts[1]}" if len(parts) == 2 else name
+
+
+def stamp_ns(stamp: Any) -> int:
+    """Nanoseconds of a ``builtin_interfaces/Time`` (``sec``, ``nanosec``; ROS 1 ``secs``/``nsecs``)."""
+    sec = getattr(stamp, "sec", None)
+    if sec is None:
+        return int(stamp.secs) * 1_000_000_000 + int(stamp.nsecs)
+    return int(sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def _header(msg: Any) -> tuple[str, int]:
+    return normalize_frame_id(msg.header.frame_id), stamp_ns(msg.header.stamp)
+
+
+def _field(msg: Any, *names: str) -> Any:
+    for name in names:
+        if hasattr(msg, name):
+            return getattr(msg, name)
+    raise AttributeError(f"message has none of the fields {names}")
+
+
+def decode_point_cloud2(msg: Any, path: str, topic: str) -> CloudSample:
+    """``sensor_msgs/PointCloud2`` -> :class:`CloudSample` (see :func:`~av_pipeline.readers.mcap_samples.unpack_points`)."""
+    frame_id, stamp = _header(msg)
+    order = ">" if bool(msg.is_bigendian) else "<"
+    fields = []
+    for f in msg.fields:
+        code = int(f.datatype)
+        if code not in ROS_POINT_FIELD_DTYPES:
+            raise LogFormatError(path, f"{topic} fields", f"field {f.name!r} has unknown PointField datatype {code}")
+        fields.append(PackedField(str(f.name), int(f.offset), np.dtype(order + ROS_POINT_FIELD_DTYPES[code]), int(f.count)))
+    points, columns, offsets = _unpack(msg, fields, stamp, path, topic)
+    return CloudSample(frame_id, stamp, points, columns, offsets)
+
+
+def _unpack(msg: Any, fields: list[PackedField], stamp: int, path: str, topic: str) -> tuple:
+    return unpack_points(
+        as_bytes(msg.data),
+        fields,
+        int(msg.point_step),
+        int(msg.width),
+        int(msg.height),
+        int(msg.row_step),
+        stamp,
+        path=path,
+        topic=topic,
+    )
+
+
+def decode_image(msg: Any, path: str, topic: str) -> ImageSample:
+    """``sensor_msgs/Image`` (8-bit encodings, see ``RAW_IMAGE_ENCODINGS``) -> :class:`ImageSample`."""
+    frame_id, stamp = _header(msg)
+    width, height = int(msg.width), int(msg.height)
+    encoding, data = raw_image_bytes(str(msg.encoding), width, height, int(msg.step), as_bytes(msg.data), path=path, topic=topic)
+    return ImageSample(frame_id, stamp, encoding, data, width, height)
+
+
+def decode_compressed_image(msg: Any, path: str, topic: str) -> ImageSample:
+    """``sensor_msgs/CompressedImage`` (png / jpeg) -> :class:`ImageSample` (size unknown until assembly)."""
+    frame_id, stamp = _header(msg)
+    encoding = compressed_format_to_encoding(str(msg.format), path=path, topic=topic)
+    return ImageSample(frame_id, stamp, encoding, as_bytes(msg.data))
+
+
+def decode_camera_info(msg: Any, path: str, topic: str) -> CalibrationSample:
+    """``sensor_msgs/CameraInfo`` (ROS 1 ``D``/``K`` or ROS 2 ``d``/``k``) -> :class:`CalibrationSample`."""
+    frame_id, stamp = _header(msg)
+    model = camera_model_from_info(
+        str(msg.distortion_model), _field(msg, "d", "D"), _field(msg, "k", "K"), int(msg.width), int(msg.height), path=path, topic=topic
+    )
+    return CalibrationSample(frame_id, stamp, model)
+
+
+def decode_tf_message(msg: Any, path: str, topic: str) -> list[TransformSample]:
+    """``tf2_msgs/TFMessage`` -> one :class:`TransformSample` per ``TransformStamped``."""
+    out = []
+    for i, tf in enumerate(msg.transforms):
+        parent, stamp = _header(tf)
+        t, q = tf.transform.translation, tf.transform.rotation
+        pose = se3_from_xyzw([t.x, t.y, t.z], [q.x, q.y, q.z, q.w], path, f"{topic} transforms[{i}]")
+        out.append(TransformSample(parent, normalize_frame_id(tf.child_frame_id), stamp, pose))
+    return out
+
+
+def decode_detection3d_array(msg: Any, path: str, topic: str) -> CuboidSample:
+    """``vision_msgs/Detection3DArray`` -> :class:`CuboidSample`.
+
+    Convention: ``bbox.center`` is the box centre with the heading in its orientation,
+    ``bbox.size`` is ``(length, width, height)``; the class is the ``class_id`` of the
+    highest-scoring hypothesis (``results[i].hypothesis``, or the older ``results[i].id``)
+    and its ``score`` the confidence (1.0 and ``"unknown"`` without results); the track id
+    is ``id`` parsed as an integer (-1 when empty or not a number). Boxes whose header
+    ``frame_id`` differs from the array's are rejected.
+    """
+    frame_id, stamp = _header(msg)
+    centers, sizes, quats, labels, scores, tracks = [], [], [], [], [], []
+    for i, det in enumerate(msg.detections):
+        det_frame = normalize_frame_id(det.header.frame_id) if hasattr(det, "header") else ""
+        if det_frame and det_frame != frame_id:
+            raise LogFormatError(path, f"{topic} detections[{i}]", f"frame_id {det_frame!r} differs from the array's {frame_id!r}")
+        c, s = det.bbox.center, det.bbox.size
+        centers.append([c.position.x, c.position.y, c.position.z])
+        quats.append([c.orientation.x, c.orientation.y, c.orientation.z, c.orientation.w])
+        sizes.append([s.x, s.y, s.z])
+        label, score = "unknown", 1.0
+        best = -np.inf
+        for result in det.results:
+            hyp = getattr(result, "hypothesis", result)
+            value = float(hyp.score)
+            if value > best:
+                best = value
+                label = str(getattr(hyp, "class_id", getattr(hyp, "id", "unknown")))
+                score = value
+        labels.append(label)
+        scores.append(score)
+        tracks.append(_parse_track_id(str(getattr(det, "id", ""))))
+    yaws = yaw_from_xyzw(np.asarray(quats, dtype=np.float64).reshape(-1, 4))
+    try:
+        cuboids = Cuboids.from_arrays(frame_id, np.reshape(centers, (-1, 3)), np.reshape(sizes, (-1, 3)), yaws, labels, scores, tracks)
+    except ValueError as exc:  # ShapeError: e.g. a zero-size box
+        raise LogFormatError(path, f"{topic} detections", str(exc)) from exc
+    return CuboidSample(frame_id, stamp, cuboids)
+
+
+def _parse_track_id(text: str) -> int:
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return -1
+
+
+#: Normalised ROS type name -> decoder ``(message, path, topic) -> sample | list[TransformSample]``.
+ROS_DECODERS: dict[str, Callable[[Any, str, str], Any]] = {
+    "sensor_msgs/msg/PointCloud2": decode_point_cloud2,
+    "sensor_msgs/msg/Image": decode_image,
+    "sensor_msgs/msg/CompressedImage": decode_compressed_image,
+    "sensor_msgs/msg/CameraInfo": decode_camera_info,
+    "tf2_msgs/msg/TFMessage": decode_tf_message,
+    "vision_msgs/msg/Detection3DArray": decode_detection3d_array,
+}
