@@ -12,7 +12,8 @@ Three passes, memory linear in the number of points (never in the grid size):
    (zero-padded) or average them, and unpack the keys into ``z, y, x``.
 
 Passes 1 and 3 have a parallel and a one-thread variant; the parallel one runs from
-:data:`PARALLEL_MIN_ITEMS` items on (and only when numba has more than one thread).
+:data:`PARALLEL_MIN_ITEMS` items and :data:`PARALLEL_MIN_THREADS` numba threads on. In a
+Beam worker that runs one process per core, set ``NUMBA_NUM_THREADS=1``.
 
 spconv's CPU ``PointToVoxel`` instead keeps a dense int32 table of the whole grid (344 MiB
 for the KITTI SECOND grid).
@@ -34,8 +35,13 @@ KEY_NONFINITE = -2
 _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio (Fibonacci hashing)
 _AXIS_MASK = np.int64((1 << KEY_BITS_PER_AXIS) - 1)
 _EMPTY = np.int64(-1)  # an empty hash slot (keys are >= 0)
-#: Points (keys pass) or output floats (gather pass) from which the passes run on all threads.
+_EXPONENT_MASK = np.uint32(0x7F800000)
+#: Points (keys pass) or output floats (gather pass) from which the passes may run in parallel.
 PARALLEL_MIN_ITEMS = 100_000
+#: numba threads from which the passes run in parallel. With fewer, the gain measured on
+#: the 2-core reference machine was below 25 % when idle, and a fork-join region waits a
+#: whole scheduler quantum whenever the other core is busy (5x slower under load).
+PARALLEL_MIN_THREADS = 4
 _LOCAL_BITS = 2
 _LOCAL_MASK = np.int64((1 << _LOCAL_BITS) - 1)
 
@@ -60,62 +66,89 @@ def table_bits(num_keys: int) -> int:
 
 @numba.njit(cache=True, inline="always")
 def _key_of_point(points, i, range_min, voxel_size, grid_limits):  # pragma: no cover - numba
-    """The packed voxel key of point i, KEY_OUT_OF_RANGE or KEY_NONFINITE."""
-    # x - x is 0 for finite x and NaN for NaN/inf: one test for all columns.
-    residue = np.float32(0.0)
-    for k in range(points.shape[1]):
-        residue += points[i, k] - points[i, k]
-    if not residue == 0.0:
-        return KEY_NONFINITE
+    """(packed voxel key of point i or KEY_OUT_OF_RANGE, 1 if in range else 0), branch-free
+    so that the loops around it vectorise. Non-finite xyz compare false: out of range."""
     # float32 throughout, exactly spconv's floor((p - min) / voxel); for an integer n,
     # 0 <= floor(q) < n  <=>  0 <= q < n, and truncation is floor for q >= 0.
     qx = (points[i, 0] - range_min[0]) / voxel_size[0]
     qy = (points[i, 1] - range_min[1]) / voxel_size[1]
     qz = (points[i, 2] - range_min[2]) / voxel_size[2]
-    if qx >= 0 and qx < grid_limits[0] and qy >= 0 and qy < grid_limits[1] and qz >= 0 and qz < grid_limits[2]:
-        return pack_key(np.int64(qz), np.int64(qy), np.int64(qx))
-    return KEY_OUT_OF_RANGE
+    inside = (qx >= 0) & (qx < grid_limits[0]) & (qy >= 0) & (qy < grid_limits[1]) & (qz >= 0) & (qz < grid_limits[2])
+    # out-of-range quotients convert to garbage that the select below discards
+    key = pack_key(np.int64(qz), np.int64(qy), np.int64(qx))
+    return (key if inside else KEY_OUT_OF_RANGE), (1 if inside else 0)
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
 def _point_keys_parallel(points, range_min, voxel_size, grid_limits, keys):  # pragma: no cover - numba
-    """keys[i] for every point; returns (num_in_range, num_nonfinite)."""
+    """keys[i] for every point (non-finite rows not marked yet); returns num_in_range."""
     num_in_range = 0
-    num_nonfinite = 0
     for i in numba.prange(points.shape[0]):
-        key = _key_of_point(points, i, range_min, voxel_size, grid_limits)
+        key, inside = _key_of_point(points, i, range_min, voxel_size, grid_limits)
         keys[i] = key
-        num_in_range += 1 if key >= 0 else 0
-        num_nonfinite += 1 if key == KEY_NONFINITE else 0
-    return num_in_range, num_nonfinite
+        num_in_range += inside
+    return num_in_range
 
 
 @numba.njit(cache=True, nogil=True)
 def _point_keys_serial(points, range_min, voxel_size, grid_limits, keys):  # pragma: no cover - numba
     """:func:`_point_keys_parallel` on one thread (small clouds: no fork-join overhead)."""
     num_in_range = 0
-    num_nonfinite = 0
     for i in range(points.shape[0]):
-        key = _key_of_point(points, i, range_min, voxel_size, grid_limits)
+        key, inside = _key_of_point(points, i, range_min, voxel_size, grid_limits)
         keys[i] = key
-        num_in_range += 1 if key >= 0 else 0
-        num_nonfinite += 1 if key == KEY_NONFINITE else 0
-    return num_in_range, num_nonfinite
+        num_in_range += inside
+    return num_in_range
+
+
+@numba.njit(cache=True, nogil=True)
+def _has_nonfinite(float_bits):  # pragma: no cover - numba
+    """Whether any float32 (given as its uint32 bits) is NaN or inf: all exponent bits set.
+    An integer max reduction, so it vectorises (a float sum would not)."""
+    top = np.uint32(0)
+    for t in range(float_bits.shape[0]):
+        top = max(top, float_bits[t] & _EXPONENT_MASK)
+    return top == _EXPONENT_MASK
+
+
+@numba.njit(cache=True, nogil=True)
+def _mark_nonfinite(points, keys):  # pragma: no cover - numba
+    """keys[i] = KEY_NONFINITE for rows with NaN/inf in any column.
+
+    Returns (num_nonfinite, how many of them had been counted in range)."""
+    num_nonfinite = 0
+    were_in_range = 0
+    for i in range(points.shape[0]):
+        finite = True
+        for k in range(points.shape[1]):
+            if not np.isfinite(points[i, k]):
+                finite = False
+        if not finite:
+            if keys[i] >= 0:
+                were_in_range += 1
+            keys[i] = KEY_NONFINITE
+            num_nonfinite += 1
+    return num_nonfinite, were_in_range
 
 
 def _point_keys(points: np.ndarray, config: VoxelGridConfig) -> tuple[np.ndarray, int, int]:
-    """``(keys (N,) int64, num_in_range, num_nonfinite)``."""
+    """``(keys (N,) int64, num_in_range, num_nonfinite)`` of a C-contiguous float32 cloud."""
     range_min, voxel_size, grid_size = config.kernel_params()
     keys = np.empty(points.shape[0], dtype=np.int64)
     kernel = _point_keys_parallel if _parallel_pays(points.shape[0]) else _point_keys_serial
-    num_in_range, num_nonfinite = kernel(points, range_min, voxel_size, grid_size.astype(np.float32), keys)
-    return keys, int(num_in_range), int(num_nonfinite)
+    num_in_range = int(kernel(points, range_min, voxel_size, grid_size.astype(np.float32), keys))
+    num_nonfinite = 0
+    if _has_nonfinite(points.reshape(-1).view(np.uint32)):
+        num_nonfinite, were_in_range = _mark_nonfinite(points, keys)
+        num_in_range -= int(were_in_range)
+    return keys, num_in_range, int(num_nonfinite)
 
 
 def _parallel_pays(num_items: int) -> bool:
-    """Fork-join costs tens of microseconds (and a scheduler quantum when a core is busy
-    elsewhere), so small clouds run on one thread."""
-    return num_items >= PARALLEL_MIN_ITEMS and numba.get_num_threads() > 1
+    """Whether a pass over ``num_items`` runs on all numba threads (see
+    :data:`PARALLEL_MIN_THREADS`); fork-join costs tens of microseconds, so small clouds
+    always run on one thread."""
+    return num_items >= PARALLEL_MIN_ITEMS and numba.get_num_threads() >= PARALLEL_MIN_THREADS
 
 
 @numba.njit(cache=True, inline="always")
@@ -204,14 +237,15 @@ def _gather_voxel(v, points_flat, first_points, counts, voxel_keys, voxels_flat,
         dst = base + j * num_features
         for k in range(num_features):
             voxels_flat[dst + k] = points_flat[src + k]
-    for t in range(base + count * num_features, base + voxel_stride):
-        voxels_flat[t] = 0.0
     unpack_key(voxel_keys[v], coords_zyx, v)
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
 def _gather_hard_parallel(points, first_points, counts, voxel_keys, voxels, coords_zyx):  # pragma: no cover
-    """voxels (M, P, C) = the remembered points, zero-padded; coords_zyx (M, 3) from the keys."""
+    """voxels (M, P, C), zeros on entry, get the remembered points; coords_zyx (M, 3) from
+    the keys. The padding is never written: np.zeros of a large output maps zero pages that
+    are only faulted in when read, which halves the time for PointPillars' mostly empty
+    (M, 32, C)."""
     num_voxels, max_points, num_features = voxels.shape
     # Flat views make each row copy and each padding a contiguous loop.
     points_flat = points.reshape(-1)
@@ -296,7 +330,7 @@ def voxelize_numpy(points: np.ndarray, config: VoxelGridConfig, *, return_point_
     num_voxels, voxel_keys, first_points, counts, dropped_cap, dropped_full = _assign_hard(
         keys, bits, config.max_num_voxels, config.max_num_points_per_voxel, point_voxel_id
     )
-    voxels = np.empty((num_voxels, config.max_num_points_per_voxel, points.shape[1]), dtype=np.float32)
+    voxels = np.zeros((num_voxels, config.max_num_points_per_voxel, points.shape[1]), dtype=np.float32)
     coords_zyx = np.empty((num_voxels, 3), dtype=np.int32)
     gather = _gather_hard_parallel if _parallel_pays(voxels.size) else _gather_hard_serial
     gather(points, first_points, counts, voxel_keys, voxels, coords_zyx)
