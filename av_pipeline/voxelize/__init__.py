@@ -8,7 +8,7 @@ Each runs on numba CPU kernels for numpy arrays and torch CPU tensors, and on nu
 kernels for torch CUDA tensors and numba device arrays. See ``docs/voxelization.md``.
 """
 
-from av_pipeline.voxelize.api import check_points, voxelize, voxelize_batch, voxelize_dynamic
+from av_pipeline.voxelize.api import voxelize, voxelize_batch, voxelize_dynamic
 from av_pipeline.voxelize.config import (
     KITTI_POINTPILLARS,
     KITTI_SECOND,
@@ -31,7 +31,6 @@ __all__ = [
     "RANGE_TOLERANCE_VOXELS",
     "VoxelGridConfig",
     "Voxels",
-    "check_points",
     "voxelize",
     "voxelize_batch",
     "voxelize_dynamic",

@@ -428,3 +428,32 @@ def test_batch_rejects_mixed_input() -> None:
         voxelize_batch([np.zeros((3, 4), np.float32), torch.zeros((3, 4))], KITTI_SECOND)
     with pytest.raises(ShapeError, match=r"clouds\[1\]: expected .* got \(3, 4\) float64"):
         voxelize_batch([np.zeros((3, 4), np.float32), np.zeros((3, 4), np.float64)], KITTI_SECOND)
+
+
+def test_parallel_passes_give_the_serial_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    from av_pipeline.voxelize import cpu
+
+    points = random_cloud(KITTI_SECOND, 30000, seed=12)
+    points[5, 3] = np.nan
+    serial = voxelize(points, KITTI_SECOND, return_point_voxel_id=True)
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_THREADS", 1)
+    monkeypatch.setattr(cpu, "PARALLEL_MIN_ITEMS", 1)
+    assert cpu._parallel_pays(len(points))
+    parallel = voxelize(points, KITTI_SECOND, return_point_voxel_id=True)
+    for name in ("voxels", "coords_zyx", "num_points", "point_voxel_id"):
+        np.testing.assert_array_equal(getattr(parallel, name), getattr(serial, name))
+    assert parallel.num_dropped_nonfinite == serial.num_dropped_nonfinite == 1
+    assert parallel.num_dropped_out_of_range == serial.num_dropped_out_of_range
+
+
+@pytest.mark.parametrize(
+    ("value", "nonfinite"),
+    [(np.nan, True), (np.inf, True), (-np.inf, True), (np.finfo(np.float32).max, False), (-np.finfo(np.float32).max, False),
+     (np.finfo(np.float32).smallest_subnormal, False), (-0.0, False)],
+)
+def test_nonfinite_detection_in_any_column(value: float, nonfinite: bool) -> None:
+    points = np.zeros((4, 5), np.float32) + np.float32(0.5)
+    points[2, 4] = value
+    result = voxelize_dynamic(points, KITTI_SECOND)
+    assert result.num_dropped_nonfinite == int(nonfinite)
+    assert (result.point_voxel_id[2] == -1) == nonfinite
