@@ -5,7 +5,7 @@
 >>> frame = reader.load_frame(reader.list_frames()[0])             # doctest: +SKIP
 
 What is read (topic defaults, frame ids, the time axis) is in
-:mod:`av_pipeline.readers.mcap_assembly` and docs/formats_mcap_ros.md. This module holds
+:mod:`av_pipeline.readers.mcap_assembly` and docs/formats.md. This module holds
 what is MCAP specific:
 
 - **Listing** reads only the summary section and the primary LiDAR channel's message

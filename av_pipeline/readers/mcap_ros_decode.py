@@ -7,7 +7,7 @@ are handled here.
 
 Supported types (``ROS_DECODERS``): ``sensor_msgs/msg/PointCloud2``, ``sensor_msgs/msg/Image``,
 ``sensor_msgs/msg/CompressedImage``, ``sensor_msgs/msg/CameraInfo``, ``tf2_msgs/msg/TFMessage``
-and ``vision_msgs/msg/Detection3DArray`` (onboard cuboids; see docs/formats_mcap_ros.md for
+and ``vision_msgs/msg/Detection3DArray`` (onboard cuboids; see docs/formats.md for
 the class / score / track-id convention).
 """
 
