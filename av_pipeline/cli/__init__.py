@@ -69,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2), format="%(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        # apache_beam logs this at import on every machine without the GCP extras; it is noise here.
+        handler.addFilter(lambda record: "apitools not found" not in record.getMessage())
     if not getattr(args, "_command", None):
         parser.print_help()
         return 2
