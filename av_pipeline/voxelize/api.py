@@ -93,13 +93,23 @@ def _is_c_contiguous(points: Any) -> bool:
     return bool(flag()) if callable(flag) else True
 
 
-def _cuda_stream(points: Any) -> Any:
+def _device_context(points: Any) -> Any:
+    """The CUDA stream and allocator for a GPU call: torch's current stream and caching
+    allocator for a torch tensor (no cudaMalloc per call), numba's defaults otherwise."""
     from numba import cuda
 
+    from av_pipeline.voxelize.cuda import DeviceContext
+
     torch = _torch_module()
-    if torch is not None and isinstance(points, torch.Tensor):
-        return cuda.external_stream(torch.cuda.current_stream(points.device).cuda_stream)
-    return cuda.stream()
+    if torch is None or not isinstance(points, torch.Tensor):
+        return DeviceContext()
+    device = points.device
+
+    def allocate(shape: tuple[int, ...], dtype: Any) -> Any:
+        tensor = torch.empty(shape, dtype=getattr(torch, np.dtype(dtype).name), device=device)
+        return cuda.as_cuda_array(tensor)  # the device array keeps the tensor alive
+
+    return DeviceContext(cuda.external_stream(torch.cuda.current_stream(device).cuda_stream), allocate)
 
 
 def _on_device_of(points: Any) -> Any:
@@ -177,7 +187,7 @@ def voxelize(
         with _on_device_of(points):
             result = voxelize_cuda(
                 checked, config, return_point_voxel_id=return_point_voxel_id, deterministic=deterministic,
-                stream=_cuda_stream(points),
+                device=_device_context(points),
             )
     if where in (_TORCH_CPU, _TORCH_CUDA):
         result = _replace_arrays(result, points, ("voxels", "coords_zyx", "num_points", "point_voxel_id"))
@@ -208,7 +218,7 @@ def voxelize_dynamic(points: Any, config: VoxelGridConfig, *, deterministic: boo
         from av_pipeline.voxelize.cuda import voxelize_dynamic_cuda
 
         with _on_device_of(points):
-            result = voxelize_dynamic_cuda(checked, config, deterministic=deterministic, stream=_cuda_stream(points))
+            result = voxelize_dynamic_cuda(checked, config, deterministic=deterministic, device=_device_context(points))
     if where in (_TORCH_CPU, _TORCH_CUDA):
         result = _replace_arrays(result, points, ("point_voxel_id", "coords_zyx", "mean_features", "num_points"))
     return result

@@ -97,13 +97,12 @@ def _init_table(table_keys, table_first, table_count, table_voxel):  # pragma: n
 
 @cuda.jit
 def _keys_insert(
-    points, range_min, voxel_size, grid_size, shift, mask, keys, slots, table_keys, table_first, table_count, stats
+    points, minx, miny, minz, vx, vy, vz, fnx, fny, fnz, shift, mask, keys, slots, table_keys, table_first, table_count, stats
 ):  # pragma: no cover - device code
+    """The grid comes as float32 scalars (no host-to-device copies): range minimum, voxel
+    size and voxels per axis."""
     num_points = points.shape[0]
     num_features = points.shape[1]
-    fnx = np.float32(grid_size[0])
-    fny = np.float32(grid_size[1])
-    fnz = np.float32(grid_size[2])
     for i in range(cuda.grid(1), num_points, cuda.gridsize(1)):
         residue = np.float32(0.0)
         for k in range(num_features):
@@ -115,9 +114,9 @@ def _keys_insert(
             continue
         # float32 throughout, exactly spconv's floor((p - min) / voxel); for an integer n,
         # 0 <= floor(q) < n  <=>  0 <= q < n, and truncation is floor for q >= 0.
-        qx = (points[i, 0] - range_min[0]) / voxel_size[0]
-        qy = (points[i, 1] - range_min[1]) / voxel_size[1]
-        qz = (points[i, 2] - range_min[2]) / voxel_size[2]
+        qx = (points[i, 0] - minx) / vx
+        qy = (points[i, 1] - miny) / vy
+        qz = (points[i, 2] - minz) / vz
         if not (qx >= 0 and qx < fnx and qy >= 0 and qy < fny and qz >= 0 and qz < fnz):
             keys[i] = -1
             slots[i] = -1
@@ -321,65 +320,97 @@ def _add_block_offsets(out, block_offsets):  # pragma: no cover - device code
         out[i] += block_offsets[i // _TILE]
 
 
-def _exclusive_scan(values: Any, out: Any, stream: Any) -> None:
+def _exclusive_scan(values: Any, out: Any, device: DeviceContext) -> None:
     """out[i] = sum(values[:i]) for int64 device arrays of equal length (one block per
     tile of ``_TILE`` items, then a scan of the block sums, recursively)."""
     num_items = values.shape[0]
     if num_items == 0:
         return
     num_blocks = (num_items + _TILE - 1) // _TILE
-    block_sums = cuda.device_array(num_blocks, dtype=np.int64, stream=stream)
+    stream = device.stream
+    block_sums = device.empty(num_blocks, np.int64)
     _block_scan[num_blocks, THREADS_PER_BLOCK, stream](values, out, block_sums)
     if num_blocks > 1:
-        block_offsets = cuda.device_array(num_blocks, dtype=np.int64, stream=stream)
-        _exclusive_scan(block_sums, block_offsets, stream)
+        block_offsets = device.empty(num_blocks, np.int64)
+        _exclusive_scan(block_sums, block_offsets, device)
         _add_block_offsets[_blocks(num_items), THREADS_PER_BLOCK, stream](out, block_offsets)
 
 
-def _scan_with_total(values: Any, stream: Any) -> tuple[Any, int]:
-    """``(offsets (n + 1,) int64 device array, total)``: the exclusive scan and the sum."""
+def _scan_with_total(values: Any, device: DeviceContext) -> tuple[Any, int]:
+    """``(offsets (n + 1,) int64 device array, total)``: the exclusive scan and the sum
+    (the one value read back, which waits for the stream)."""
     num_items = values.shape[0]
-    offsets = cuda.device_array(num_items + 1, dtype=np.int64, stream=stream)
     if num_items == 0:
-        offsets[0:1].copy_to_device(np.zeros(1, dtype=np.int64), stream=stream)
-        return offsets, 0
-    _exclusive_scan(values, offsets[:num_items], stream)
-    tail = np.empty(2, dtype=np.int64)
-    offsets[num_items - 1 : num_items].copy_to_host(tail[:1], stream=stream)
-    values[num_items - 1 : num_items].copy_to_host(tail[1:], stream=stream)
-    stream.synchronize()
-    total = int(tail[0] + tail[1])
-    offsets[num_items : num_items + 1].copy_to_device(np.array([total], dtype=np.int64), stream=stream)
-    return offsets, total
+        return device.zeros(1, np.int64), 0
+    offsets = device.empty(num_items + 1, np.int64)
+    _exclusive_scan(values, offsets[:num_items], device)
+    _write_total[1, 1, device.stream](offsets, values)
+    total = offsets[num_items : num_items + 1].copy_to_host(stream=device.stream)
+    device.stream.synchronize()
+    return offsets, int(total[0])
+
+
+@cuda.jit
+def _write_total(offsets, values):  # pragma: no cover - device code
+    last = values.shape[0] - 1
+    offsets[last + 1] = offsets[last] + values[last]
+
+
+class DeviceContext:
+    """Where the kernels run: a CUDA stream, and how device memory is allocated.
+
+    Args:
+        stream: the stream for every launch and copy (default: a new one).
+        allocate: ``allocate(shape, dtype) -> device array``; by default numba's allocator.
+            The dispatcher passes one backed by torch's caching allocator for torch input,
+            so that a call does not pay ``cudaMalloc``/``cudaFree``.
+    """
+
+    def __init__(self, stream: Any = None, allocate: Any = None) -> None:
+        self.stream = stream if stream is not None else cuda.stream()
+        self._allocate = allocate
+
+    def empty(self, shape: Any, dtype: Any) -> Any:
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        if self._allocate is None or int(np.prod(shape)) == 0:
+            return cuda.device_array(shape, dtype=dtype, stream=self.stream)
+        return self._allocate(shape, dtype)
+
+    def zeros(self, shape: Any, dtype: Any) -> Any:
+        array = self.empty(shape, dtype)
+        if array.size:
+            _zero_fill[_blocks(array.size), THREADS_PER_BLOCK, self.stream](array.reshape(array.size))
+        return array
 
 
 # ----------------------------------------------------------------------------- wrappers
 class _HashedPoints:
     """Stage 1 on the device: per-point keys and slots, and the filled hash table."""
 
-    def __init__(self, points: Any, config: VoxelGridConfig, stream: Any) -> None:
+    def __init__(self, points: Any, config: VoxelGridConfig, device: DeviceContext) -> None:
         num_points = points.shape[0]
         bits = max(4, int(2 * max(num_points, 1) - 1).bit_length())
         capacity = 1 << bits
         range_min, voxel_size, grid_size = config.kernel_params()
-        self.stream = stream
-        self.keys = cuda.device_array(num_points, dtype=np.int64, stream=stream)
-        self.slots = cuda.device_array(num_points, dtype=np.int64, stream=stream)
-        self.table_keys = cuda.device_array(capacity, dtype=np.int64, stream=stream)
-        self.table_first = cuda.device_array(capacity, dtype=np.int32, stream=stream)
-        self.table_count = cuda.device_array(capacity, dtype=np.int64, stream=stream)
-        self.table_voxel = cuda.device_array(capacity, dtype=np.int64, stream=stream)
+        self.device = device
+        stream = device.stream
+        self.keys = device.empty(num_points, np.int64)
+        self.slots = device.empty(num_points, np.int64)
+        self.table_keys = device.empty(capacity, np.int64)
+        self.table_first = device.empty(capacity, np.int32)
+        self.table_count = device.empty(capacity, np.int64)
+        self.table_voxel = device.empty(capacity, np.int64)
         # stats: [non-finite points, points dropped by the voxel cap, points beyond P,
         # points in kept voxels]
-        self.stats = cuda.to_device(np.zeros(4, dtype=np.int64), stream=stream)
+        self.stats = device.zeros(4, np.int64)
         threads = THREADS_PER_BLOCK
         _init_table[_blocks(capacity), threads, stream](self.table_keys, self.table_first, self.table_count, self.table_voxel)
         if num_points:
             _keys_insert[_blocks(num_points), threads, stream](
                 points,
-                cuda.to_device(range_min, stream=stream),
-                cuda.to_device(voxel_size, stream=stream),
-                cuda.to_device(grid_size, stream=stream),
+                *(np.float32(v) for v in range_min),
+                *(np.float32(v) for v in voxel_size),
+                *(np.float32(v) for v in grid_size),
                 np.int64(64 - bits),
                 np.int64(capacity - 1),
                 self.keys,
@@ -393,18 +424,19 @@ class _HashedPoints:
     def number_voxels(self, max_voxels: int, deterministic: bool) -> tuple[Any, Any, int]:
         """Voxel ids per slot; returns ``(coords_zyx (M, 3) int32, counts (M,) int64, M)``
         where counts are all points of each voxel (before the per-voxel cap)."""
-        stream, threads = self.stream, THREADS_PER_BLOCK
+        device, threads = self.device, THREADS_PER_BLOCK
+        stream = device.stream
         num_points = self.keys.shape[0]
         if deterministic:
-            is_first = cuda.device_array(num_points, dtype=np.int64, stream=stream)
+            is_first = device.empty(num_points, np.int64)
             if num_points:
                 _mark_first_hits[_blocks(num_points), threads, stream](self.slots, self.table_first, is_first)
-            rank, total = _scan_with_total(is_first, stream)
+            rank, total = _scan_with_total(is_first, device)
         else:
-            next_voxel = cuda.to_device(np.zeros(1, dtype=np.int64), stream=stream)
+            next_voxel = device.zeros(1, np.int64)
         row_cap = max(1, min(max_voxels, num_points))
-        coords_zyx = cuda.device_array((row_cap, 3), dtype=np.int32, stream=stream)
-        counts = cuda.device_array(row_cap, dtype=np.int64, stream=stream)
+        coords_zyx = device.empty((row_cap, 3), np.int32)
+        counts = device.empty(row_cap, np.int64)
         if deterministic:
             if num_points:
                 _number_voxels_in_order[_blocks(num_points), threads, stream](
@@ -417,39 +449,44 @@ class _HashedPoints:
                 self.table_keys, self.table_count, max_voxels, next_voxel, self.table_voxel, coords_zyx, counts,
                 self.stats,
             )
-            total = int(next_voxel.copy_to_host(stream=stream)[0])
+            total = int(next_voxel.copy_to_host(stream=stream)[0])  # waits for the stream
         num_voxels = min(total, max_voxels)
         return coords_zyx[:num_voxels], counts[:num_voxels], num_voxels
 
     def bucket(self, counts: Any, num_voxels: int) -> tuple[Any, Any, Any]:
         """Points grouped by voxel: ``(offsets (M + 1,), bucket (sum counts,), point_voxel_id)``,
         point ids reset to -1."""
-        stream = self.stream
+        device = self.device
         num_points = self.keys.shape[0]
-        offsets, total = _scan_with_total(counts, stream)
-        cursor = cuda.to_device(np.zeros(max(num_voxels, 1), dtype=np.int64), stream=stream)
-        bucket = cuda.device_array(max(total, 1), dtype=np.int64, stream=stream)
-        point_voxel_id = cuda.device_array(num_points, dtype=np.int64, stream=stream)
+        offsets, total = _scan_with_total(counts, device)
+        cursor = device.zeros(max(num_voxels, 1), np.int64)
+        bucket = device.empty(max(total, 1), np.int64)
+        point_voxel_id = device.empty(num_points, np.int64)
         if num_points:
-            _bucket_points[_blocks(num_points), THREADS_PER_BLOCK, stream](
+            _bucket_points[_blocks(num_points), THREADS_PER_BLOCK, device.stream](
                 self.slots, self.table_voxel, offsets, cursor, bucket, point_voxel_id
             )
         return offsets, bucket, point_voxel_id
 
     def stats_host(self) -> np.ndarray:
-        stats = self.stats.copy_to_host(stream=self.stream)
-        self.stream.synchronize()
+        stats = self.stats.copy_to_host(stream=self.device.stream)
+        self.device.stream.synchronize()
         return stats
 
 
-def _as_device_points(points: Any, stream: Any) -> Any:
+def _as_device_points(points: Any, device: DeviceContext) -> Any:
     if isinstance(points, np.ndarray):
-        return cuda.to_device(np.ascontiguousarray(points), stream=stream)
+        return cuda.to_device(np.ascontiguousarray(points), stream=device.stream)
     return points
 
 
 def voxelize_cuda(
-    points: Any, config: VoxelGridConfig, *, return_point_voxel_id: bool = False, deterministic: bool = True, stream: Any = None
+    points: Any,
+    config: VoxelGridConfig,
+    *,
+    return_point_voxel_id: bool = False,
+    deterministic: bool = True,
+    device: DeviceContext | None = None,
 ) -> Voxels:
     """Hard voxelization on the GPU of a checked ``(N, C)`` float32 array.
 
@@ -461,31 +498,31 @@ def voxelize_cuda(
             points in input order (identical to the CPU); otherwise voxel order, which voxels
             survive a binding ``max_num_voxels`` and which points of an overfull voxel are
             kept (and their order) are decided by atomics, as in spconv's CUDA path.
-        stream: the CUDA stream to run on (default: a new one).
+        device: the stream and allocator (default: a new stream, numba's allocator).
 
     Returns:
         :class:`Voxels` whose arrays are numba device arrays.
     """
-    stream = stream if stream is not None else cuda.stream()
-    points = _as_device_points(points, stream)
+    device = device if device is not None else DeviceContext()
+    stream = device.stream
+    points = _as_device_points(points, device)
     num_points, num_features = points.shape
     max_points = config.max_num_points_per_voxel
-    hashed = _HashedPoints(points, config, stream)
+    hashed = _HashedPoints(points, config, device)
     coords_zyx, counts, num_voxels = hashed.number_voxels(config.max_num_voxels, deterministic)
-    voxels = cuda.device_array((num_voxels, max_points, num_features), dtype=np.float32, stream=stream)
     threads = THREADS_PER_BLOCK
     if deterministic:
+        voxels = device.empty((num_voxels, max_points, num_features), np.float32)
         offsets, bucket, point_voxel_id = hashed.bucket(counts, num_voxels)
-        num_points_out = cuda.device_array(num_voxels, dtype=np.int32, stream=stream)
+        num_points_out = device.empty(num_voxels, np.int32)
         if num_voxels:
             _fill_voxels_in_order[_blocks(num_voxels), threads, stream](
                 points, offsets, bucket, voxels, num_points_out, point_voxel_id, hashed.stats
             )
     else:
-        point_voxel_id = cuda.device_array(num_points, dtype=np.int64, stream=stream)
-        cursor = cuda.to_device(np.zeros(max(num_voxels, 1), dtype=np.int32), stream=stream)
-        if voxels.size:
-            _zero_fill[_blocks(voxels.size), threads, stream](voxels.reshape(voxels.size))
+        voxels = device.zeros((num_voxels, max_points, num_features), np.float32)
+        point_voxel_id = device.empty(num_points, np.int64)
+        cursor = device.zeros(max(num_voxels, 1), np.int32)
         if num_points:
             _fill_voxels_any_order[_blocks(num_points), threads, stream](
                 points, hashed.slots, hashed.table_voxel, cursor, voxels, point_voxel_id, hashed.stats
@@ -507,7 +544,9 @@ def voxelize_cuda(
     )
 
 
-def voxelize_dynamic_cuda(points: Any, config: VoxelGridConfig, *, deterministic: bool = True, stream: Any = None) -> DynamicVoxels:
+def voxelize_dynamic_cuda(
+    points: Any, config: VoxelGridConfig, *, deterministic: bool = True, device: DeviceContext | None = None
+) -> DynamicVoxels:
     """Dynamic voxelization on the GPU of a checked ``(N, C)`` float32 array.
 
     ``deterministic=True`` gives the CPU's voxel order and bit-identical means; otherwise the
@@ -517,26 +556,26 @@ def voxelize_dynamic_cuda(points: Any, config: VoxelGridConfig, *, deterministic
     Returns:
         :class:`DynamicVoxels` whose arrays are numba device arrays.
     """
-    stream = stream if stream is not None else cuda.stream()
-    points = _as_device_points(points, stream)
+    device = device if device is not None else DeviceContext()
+    stream = device.stream
+    points = _as_device_points(points, device)
     num_points, num_features = points.shape
-    hashed = _HashedPoints(points, config, stream)
+    hashed = _HashedPoints(points, config, device)
     coords_zyx, counts, num_voxels = hashed.number_voxels(max(num_points, 1), deterministic)
-    means = cuda.device_array((num_voxels, num_features), dtype=np.float32, stream=stream)
+    means = device.empty((num_voxels, num_features), np.float32)
     threads = THREADS_PER_BLOCK
     if deterministic:
         offsets, bucket, point_voxel_id = hashed.bucket(counts, num_voxels)
         if num_voxels:
             _means_in_order[_blocks(num_voxels), threads, stream](points, offsets, bucket, point_voxel_id, means)
     else:
-        point_voxel_id = cuda.device_array(num_points, dtype=np.int64, stream=stream)
-        sums = cuda.device_array((max(num_voxels, 1), num_features), dtype=np.float64, stream=stream)
-        _zero_fill[_blocks(sums.size), threads, stream](sums.reshape(sums.size))
+        point_voxel_id = device.empty(num_points, np.int64)
+        sums = device.zeros((max(num_voxels, 1), num_features), np.float64)
         if num_points:
             _sum_any_order[_blocks(num_points), threads, stream](points, hashed.slots, hashed.table_voxel, point_voxel_id, sums)
         if num_voxels:
             _divide_sums[_blocks(num_voxels), threads, stream](sums, counts, means)
-    num_points_out = cuda.device_array(num_voxels, dtype=np.int32, stream=stream)
+    num_points_out = device.empty(num_voxels, np.int32)
     if num_voxels:
         _copy_counts[_blocks(num_voxels), threads, stream](counts, num_points_out)
     nonfinite, _, _, in_voxels = (int(v) for v in hashed.stats_host())

@@ -153,9 +153,18 @@ def run_simulator_checks(part: str) -> None:
             )
         # a scan over several tiles
         values = np.random.default_rng(0).integers(0, 5, 1500).astype(np.int64)
-        offsets, total = cuda_voxelize._scan_with_total(cuda.to_device(values), cuda.stream())
+        offsets, total = cuda_voxelize._scan_with_total(cuda.to_device(values), cuda_voxelize.DeviceContext())
         np.testing.assert_array_equal(offsets.copy_to_host(), np.concatenate([[0], np.cumsum(values)]))
         assert total == int(values.sum())
+        # a caller-supplied allocator (the path torch tensors take with torch's allocator)
+        allocated = []
+        device = cuda_voxelize.DeviceContext(allocate=lambda shape, dtype: allocated.append(shape) or cuda.device_array(shape, dtype))
+        points = dense_cloud(KITTI_SECOND, 200, seed=5)
+        assert_same_hard(
+            cuda_voxelize.voxelize_cuda(points, KITTI_SECOND, return_point_voxel_id=True, device=device),
+            voxelize(points, KITTI_SECOND, return_point_voxel_id=True),
+        )
+        assert len(allocated) > 5
         empty = cuda_voxelize.voxelize_cuda(np.zeros((0, 4), np.float32), KITTI_SECOND, return_point_voxel_id=True)
         assert _host(empty.voxels).shape == (0, 5, 4) and empty.num_kept_points == 0
     elif part == "dynamic":
