@@ -6,10 +6,11 @@ Three passes, memory linear in the number of points (never in the grid size):
    float32 arithmetic, or a code for "out of range" / "non-finite".
 2. ``_assign_*`` (sequential, because first-hit order is sequential by definition): an
    open-addressing hash table of ``2**k >= 2 * voxels`` slots (int64 key + int32 id) maps a
-   key to its voxel id; ids are handed out in first-hit order and each voxel remembers its
-   first ``P`` points.
-3. ``_gather_*`` (over voxels): copy the remembered points into the ``(M, P, C)`` output
-   (zero-padded) or average them, and unpack the keys into ``z, y, x``.
+   key to its voxel id (or, for grids no bigger than that table, a dense int32 table of the
+   grid: see :func:`_voxel_table`); ids are handed out in first-hit order and each kept
+   point gets its row ``voxel * P + rank`` in the output.
+3. ``_scatter_points_*`` (in point order): copy each kept point to its row of the
+   zero-initialised ``(M, P, C)`` output; the dynamic variant averages instead.
 
 Passes 1 and 3 have a parallel and a one-thread variant; the parallel one runs from
 :data:`PARALLEL_MIN_ITEMS` items and :data:`PARALLEL_MIN_THREADS` numba threads on. In a
@@ -36,7 +37,7 @@ _HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio (Fibona
 _AXIS_MASK = np.int64((1 << KEY_BITS_PER_AXIS) - 1)
 _EMPTY = np.int64(-1)  # an empty hash slot (keys are >= 0)
 _EXPONENT_MASK = np.uint32(0x7F800000)
-#: Points (keys pass) or output floats (gather pass) from which the passes may run in parallel.
+#: Points from which the key and scatter passes may run in parallel.
 PARALLEL_MIN_ITEMS = 100_000
 #: numba threads from which the passes run in parallel. With fewer, the gain measured on
 #: the 2-core reference machine was below 25 % when idle, and a fork-join region waits a
@@ -160,32 +161,39 @@ def _home_slot(key, shift):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, inline="always")
-def _find_slot(table_keys, key, shift, mask):  # pragma: no cover - numba
-    """Linear probing: the slot holding ``key`` or the empty slot where it belongs."""
+def _lookup(key, table_keys, table_voxels, dense_nx, dense_ny, shift, mask):  # pragma: no cover - numba
+    """``(slot, voxel id or -1)``: the cell index in a dense table (``dense_nx > 0``), else
+    the linear-probing slot holding ``key`` or the empty slot where it belongs."""
+    if dense_nx > 0:
+        cell = ((key >> (2 * KEY_BITS_PER_AXIS)) * dense_ny + ((key >> KEY_BITS_PER_AXIS) & _AXIS_MASK)) * dense_nx
+        cell += key & _AXIS_MASK
+        return cell, table_voxels[cell]
     slot = _home_slot(key, shift)
     while True:
         held = table_keys[slot]
-        if held == key or held == _EMPTY:
-            return slot
+        if held == key:
+            return slot, table_voxels[slot]
+        if held == _EMPTY:
+            return slot, -1
         slot = (slot + 1) & mask
 
 
 @numba.njit(cache=True, nogil=True)
-def _assign_hard(keys, bits, max_voxels, max_points, point_voxel_id):  # pragma: no cover - numba
+def _assign_hard(
+    keys, table_keys, table_voxels, dense_nx, dense_ny, bits, max_voxels, max_points, point_slot, point_voxel_id
+):  # pragma: no cover - numba
     """First-hit voxel ids with both caps.
 
-    Returns (num_voxels, voxel_keys (V,), first_points (V, P) int32, counts (V,) int32,
-    num_dropped_voxel_cap, num_dropped_full); only the first num_voxels rows are valid.
-    point_voxel_id (N,) int64 is filled (-1 for every point not in a voxel's first P).
+    Fills point_slot (N,) int64 with ``voxel * P + rank`` (the point's row in the flattened
+    (M * P, C) output) or -1, and point_voxel_id (N,) with the voxel or -1 when it has
+    length N (length 0: not requested). Returns (num_voxels, voxel_keys (V,), counts (V,)
+    int32, num_dropped_voxel_cap, num_dropped_full); only the first num_voxels rows count.
     """
-    capacity = np.int64(1) << bits
-    mask = capacity - 1
+    want_ids = point_voxel_id.shape[0] > 0
+    mask = (np.int64(1) << bits) - 1
     shift = np.uint64(64 - bits)
-    table_keys = np.full(capacity, _EMPTY, dtype=np.int64)
-    table_voxels = np.empty(capacity, dtype=np.int32)
-    row_cap = min(max_voxels, capacity // 2)
+    row_cap = max(1, min(max_voxels, keys.shape[0]))
     voxel_keys = np.empty(row_cap, dtype=np.int64)
-    first_points = np.empty((row_cap, max_points), dtype=np.int32)
     counts = np.zeros(row_cap, dtype=np.int32)
     num_voxels = 0
     dropped_cap = 0
@@ -194,86 +202,90 @@ def _assign_hard(keys, bits, max_voxels, max_points, point_voxel_id):  # pragma:
     last_voxel = -1
     for i in range(keys.shape[0]):
         key = keys[i]
-        if key < 0:
-            point_voxel_id[i] = -1
-            continue
-        if key == last_key:  # consecutive points of a sweep often share a voxel
-            voxel = last_voxel
-        else:
-            slot = _find_slot(table_keys, key, shift, mask)
-            if table_keys[slot] == _EMPTY:
-                if num_voxels >= max_voxels:
-                    # No new voxels once the cap is reached; the key is not remembered, so
-                    # later points of this voxel are looked up (and dropped) again.
-                    point_voxel_id[i] = -1
-                    dropped_cap += 1
-                    continue
-                voxel = num_voxels
-                num_voxels += 1
-                table_keys[slot] = key
-                table_voxels[slot] = voxel
-                voxel_keys[voxel] = key
+        voxel = -1
+        if key >= 0:
+            if key == last_key:  # consecutive points of a sweep often share a voxel
+                voxel = last_voxel
             else:
-                voxel = table_voxels[slot]
-            last_key = key
-            last_voxel = voxel
-        count = counts[voxel]
-        if count < max_points:
-            first_points[voxel, count] = i
-            counts[voxel] = count + 1
-            point_voxel_id[i] = voxel
+                slot, voxel = _lookup(key, table_keys, table_voxels, dense_nx, dense_ny, shift, mask)
+                if voxel == -1:
+                    if num_voxels < max_voxels:
+                        voxel = num_voxels
+                        num_voxels += 1
+                        if dense_nx == 0:
+                            table_keys[slot] = key
+                        table_voxels[slot] = voxel
+                        voxel_keys[voxel] = key
+                    else:
+                        # No new voxels once the cap is reached; the key is not remembered,
+                        # so later points of this voxel are looked up (and dropped) again.
+                        dropped_cap += 1
+                if voxel >= 0:
+                    last_key = key
+                    last_voxel = voxel
+        if voxel >= 0:
+            count = counts[voxel]
+            if count < max_points:
+                counts[voxel] = count + 1
+                point_slot[i] = voxel * max_points + count
+            else:
+                dropped_full += 1
+                voxel = -1
+                point_slot[i] = -1
         else:
-            point_voxel_id[i] = -1
-            dropped_full += 1
-    return num_voxels, voxel_keys, first_points, counts, dropped_cap, dropped_full
+            point_slot[i] = -1
+        if want_ids:
+            point_voxel_id[i] = voxel
+    return num_voxels, voxel_keys, counts, dropped_cap, dropped_full
 
 
 @numba.njit(cache=True, inline="always")
-def _gather_voxel(v, points_flat, first_points, counts, voxel_keys, voxels_flat, voxel_stride, num_features, coords_zyx):  # pragma: no cover
-    count = counts[v]
-    base = v * voxel_stride
-    for j in range(count):
-        src = first_points[v, j] * num_features
-        dst = base + j * num_features
+def _copy_row(i, points_flat, point_slot, voxels_flat, num_features):  # pragma: no cover - numba
+    slot = point_slot[i]
+    if slot >= 0:
+        dst = slot * num_features
+        src = i * num_features
         for k in range(num_features):
             voxels_flat[dst + k] = points_flat[src + k]
-    unpack_key(voxel_keys[v], coords_zyx, v)
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
-def _gather_hard_parallel(points, first_points, counts, voxel_keys, voxels, coords_zyx):  # pragma: no cover
-    """voxels (M, P, C), zeros on entry, get the remembered points; coords_zyx (M, 3) from
-    the keys. The padding is never written: np.zeros of a large output maps zero pages that
-    are only faulted in when read, which halves the time for PointPillars' mostly empty
-    (M, 32, C)."""
-    num_voxels, max_points, num_features = voxels.shape
-    # Flat views make each row copy and each padding a contiguous loop.
+def _scatter_points_parallel(points, point_slot, voxels):  # pragma: no cover - numba
+    """voxels (M, P, C), zeros on entry, get each kept point at its slot. In point order:
+    reads are sequential and, voxels being numbered in first-hit order, so are most writes.
+    The padding is never written: np.zeros of a large output maps zero pages that are only
+    faulted in when read."""
+    num_features = points.shape[1]
     points_flat = points.reshape(-1)
     voxels_flat = voxels.reshape(-1)
-    for v in numba.prange(num_voxels):
-        _gather_voxel(v, points_flat, first_points, counts, voxel_keys, voxels_flat, max_points * num_features, num_features, coords_zyx)
+    for i in numba.prange(points.shape[0]):
+        _copy_row(i, points_flat, point_slot, voxels_flat, num_features)
 
 
 @numba.njit(cache=True, nogil=True)
-def _gather_hard_serial(points, first_points, counts, voxel_keys, voxels, coords_zyx):  # pragma: no cover
-    """:func:`_gather_hard_parallel` on one thread."""
-    num_voxels, max_points, num_features = voxels.shape
+def _scatter_points_serial(points, point_slot, voxels):  # pragma: no cover - numba
+    """:func:`_scatter_points_parallel` on one thread."""
+    num_features = points.shape[1]
     points_flat = points.reshape(-1)
     voxels_flat = voxels.reshape(-1)
-    for v in range(num_voxels):
-        _gather_voxel(v, points_flat, first_points, counts, voxel_keys, voxels_flat, max_points * num_features, num_features, coords_zyx)
+    for i in range(points.shape[0]):
+        _copy_row(i, points_flat, point_slot, voxels_flat, num_features)
 
 
 @numba.njit(cache=True, nogil=True)
-def _assign_dynamic(keys, bits, point_voxel_id):  # pragma: no cover - numba
+def _unpack_keys(voxel_keys, coords_zyx):  # pragma: no cover - numba
+    for v in range(coords_zyx.shape[0]):
+        unpack_key(voxel_keys[v], coords_zyx, v)
+
+
+@numba.njit(cache=True, nogil=True)
+def _assign_dynamic(keys, table_keys, table_voxels, dense_nx, dense_ny, bits, point_voxel_id):  # pragma: no cover
     """First-hit voxel ids without caps. Returns (num_voxels, voxel_keys (V,), counts (V,))."""
-    capacity = np.int64(1) << bits
-    mask = capacity - 1
+    mask = (np.int64(1) << bits) - 1
     shift = np.uint64(64 - bits)
-    table_keys = np.full(capacity, _EMPTY, dtype=np.int64)
-    table_voxels = np.empty(capacity, dtype=np.int32)
-    voxel_keys = np.empty(capacity // 2, dtype=np.int64)
-    counts = np.zeros(capacity // 2, dtype=np.int32)
+    row_cap = max(1, keys.shape[0])
+    voxel_keys = np.empty(row_cap, dtype=np.int64)
+    counts = np.zeros(row_cap, dtype=np.int32)
     num_voxels = 0
     last_key = _EMPTY
     last_voxel = -1
@@ -285,15 +297,14 @@ def _assign_dynamic(keys, bits, point_voxel_id):  # pragma: no cover - numba
         if key == last_key:
             voxel = last_voxel
         else:
-            slot = _find_slot(table_keys, key, shift, mask)
-            if table_keys[slot] == _EMPTY:
+            slot, voxel = _lookup(key, table_keys, table_voxels, dense_nx, dense_ny, shift, mask)
+            if voxel == -1:
                 voxel = num_voxels
                 num_voxels += 1
-                table_keys[slot] = key
+                if dense_nx == 0:
+                    table_keys[slot] = key
                 table_voxels[slot] = voxel
                 voxel_keys[voxel] = key
-            else:
-                voxel = table_voxels[slot]
             last_key = key
             last_voxel = voxel
         counts[voxel] += 1
@@ -317,6 +328,23 @@ def _mean_dynamic(points, point_voxel_id, counts, voxel_keys, means, coords_zyx)
         unpack_key(voxel_keys[v], coords_zyx, v)
 
 
+def _voxel_table(config: VoxelGridConfig, num_keys: int) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """``(table_keys, table_voxels, dense_nx, dense_ny, bits)`` for up to ``num_keys`` voxels.
+
+    A hash table of ``2**bits >= 2 * num_keys`` slots (int64 key + int32 voxel id, 12 bytes
+    a slot), or, when the whole grid fits in that many bytes at 4 bytes a cell (PointPillars'
+    214,272 pillars for a KITTI sweep), a dense int32 table of the grid: direct indexing, no
+    probing, and never more memory than the hash table would take.
+    """
+    bits = table_bits(num_keys)
+    capacity = 1 << bits
+    cells = config.num_grid_cells
+    if cells * 4 <= capacity * 12:
+        z, y, x = config.grid_size_zyx
+        return np.empty(1, dtype=np.int64), np.full(cells, -1, dtype=np.int32), x, y, bits
+    return np.full(capacity, _EMPTY, dtype=np.int64), np.empty(capacity, dtype=np.int32), 0, 0, bits
+
+
 def voxelize_numpy(points: np.ndarray, config: VoxelGridConfig, *, return_point_voxel_id: bool = False) -> Voxels:
     """Hard voxelization of a checked ``(N, C)`` float32 C-contiguous array on the CPU.
 
@@ -324,16 +352,20 @@ def voxelize_numpy(points: np.ndarray, config: VoxelGridConfig, *, return_point_
     wrapper behind it.
     """
     num_points = points.shape[0]
+    max_points = config.max_num_points_per_voxel
     keys, num_in_range, num_nonfinite = _point_keys(points, config)
-    bits = table_bits(min(num_in_range, config.max_num_voxels))
-    point_voxel_id = np.empty(num_points, dtype=np.int64)
-    num_voxels, voxel_keys, first_points, counts, dropped_cap, dropped_full = _assign_hard(
-        keys, bits, config.max_num_voxels, config.max_num_points_per_voxel, point_voxel_id
+    table_keys, table_voxels, dense_nx, dense_ny, bits = _voxel_table(config, min(num_in_range, config.max_num_voxels))
+    point_slot = np.empty(num_points, dtype=np.int64)
+    point_voxel_id = np.empty(num_points if return_point_voxel_id else 0, dtype=np.int64)
+    num_voxels, voxel_keys, counts, dropped_cap, dropped_full = _assign_hard(
+        keys, table_keys, table_voxels, dense_nx, dense_ny, bits, config.max_num_voxels, max_points, point_slot,
+        point_voxel_id,
     )
-    voxels = np.zeros((num_voxels, config.max_num_points_per_voxel, points.shape[1]), dtype=np.float32)
+    voxels = np.zeros((num_voxels, max_points, points.shape[1]), dtype=np.float32)
+    scatter = _scatter_points_parallel if _parallel_pays(num_points) else _scatter_points_serial
+    scatter(points, point_slot, voxels)
     coords_zyx = np.empty((num_voxels, 3), dtype=np.int32)
-    gather = _gather_hard_parallel if _parallel_pays(voxels.size) else _gather_hard_serial
-    gather(points, first_points, counts, voxel_keys, voxels, coords_zyx)
+    _unpack_keys(voxel_keys, coords_zyx)
     return Voxels(
         voxels=voxels,
         coords_zyx=coords_zyx,
@@ -351,8 +383,9 @@ def voxelize_dynamic_numpy(points: np.ndarray, config: VoxelGridConfig) -> Dynam
     """Dynamic voxelization of a checked ``(N, C)`` float32 C-contiguous array on the CPU."""
     num_points = points.shape[0]
     keys, num_in_range, num_nonfinite = _point_keys(points, config)
+    table_keys, table_voxels, dense_nx, dense_ny, bits = _voxel_table(config, num_in_range)
     point_voxel_id = np.empty(num_points, dtype=np.int64)
-    num_voxels, voxel_keys, counts = _assign_dynamic(keys, table_bits(num_in_range), point_voxel_id)
+    num_voxels, voxel_keys, counts = _assign_dynamic(keys, table_keys, table_voxels, dense_nx, dense_ny, bits, point_voxel_id)
     counts = counts[:num_voxels].copy()
     means = np.empty((num_voxels, points.shape[1]), dtype=np.float32)
     coords_zyx = np.empty((num_voxels, 3), dtype=np.int32)

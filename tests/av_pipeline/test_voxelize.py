@@ -359,13 +359,48 @@ def test_dynamic_agrees_with_hard_without_caps() -> None:
 
 
 @pytest.mark.realdata
-def test_dynamic_on_kitti_sweep(kitti_sweep: np.ndarray) -> None:
-    result = voxelize_dynamic(kitti_sweep, KITTI_SECOND)
-    point_ids, coords, means, counts = _dynamic_reference(kitti_sweep, KITTI_SECOND)
+@pytest.mark.parametrize(("config", "num_voxels"), [(KITTI_SECOND, 44279), (KITTI_POINTPILLARS, 14840)])
+def test_dynamic_on_kitti_sweep(kitti_sweep: np.ndarray, config: VoxelGridConfig, num_voxels: int) -> None:
+    result = voxelize_dynamic(kitti_sweep, config)
+    point_ids, coords, means, counts = _dynamic_reference(kitti_sweep, config)
     np.testing.assert_array_equal(result.point_voxel_id, point_ids)
     np.testing.assert_array_equal(result.coords_zyx, coords)
+    np.testing.assert_array_equal(result.num_points, counts)
     np.testing.assert_allclose(result.mean_features, means, rtol=1e-6, atol=1e-6)
-    assert result.num_voxels == 44279
+    assert result.num_voxels == num_voxels
+
+
+def test_dense_and_hash_tables_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    from av_pipeline.voxelize import cpu
+
+    # PointPillars' grid (214,272 cells) fits the memory of a hash table for 40,000 voxels
+    assert cpu._voxel_table(KITTI_POINTPILLARS, 40000)[2] == 432
+    assert cpu._voxel_table(KITTI_SECOND, 40000)[2] == 0
+    config = dataclasses.replace(KITTI_POINTPILLARS, max_num_points_per_voxel=4, max_num_voxels=33000)
+    points = random_cloud(config, 120000, seed=9)
+    real_table = cpu._voxel_table
+    kinds = []
+
+    def spy(config: VoxelGridConfig, num_keys: int):
+        table = real_table(config, num_keys)
+        kinds.append("dense" if table[2] else "hash")
+        return table
+
+    monkeypatch.setattr(cpu, "_voxel_table", spy)
+    dense = voxelize(points, config, return_point_voxel_id=True)
+    dense_dynamic = voxelize_dynamic(points, config)
+    assert kinds == ["dense", "dense"]
+    assert dense.num_dropped_voxel_cap > 0 and dense.num_dropped_full_voxel > 0
+
+    def hash_only(config: VoxelGridConfig, num_keys: int):
+        bits = cpu.table_bits(num_keys)
+        return np.full(1 << bits, -1, np.int64), np.empty(1 << bits, np.int32), 0, 0, bits
+
+    monkeypatch.setattr(cpu, "_voxel_table", hash_only)
+    hashed = voxelize(points, config, return_point_voxel_id=True)
+    for name in ("voxels", "coords_zyx", "num_points", "point_voxel_id"):
+        np.testing.assert_array_equal(getattr(hashed, name), getattr(dense, name))
+    np.testing.assert_array_equal(voxelize_dynamic(points, config).mean_features, dense_dynamic.mean_features)
 
 
 # ------------------------------------------------------------------ torch and batching
