@@ -9,8 +9,10 @@ Method:
 - outputs are compared first (voxels, coords, points per voxel): a row says "identical" only
   when every array is bit-identical;
 - time: after warm-up, ours and spconv alternate call by call (so both see the same
-  machine noise) for ``--repeats`` calls; the table shows the median in ms and the ratio
-  spconv / ours. spconv's time is its ``__call__`` (it zeroes and copies its
+  machine noise) for ``--repeats`` calls; the table shows the median wall time in ms and the
+  ratio spconv / ours, then the same for the process CPU time (all threads), which is what
+  to compare on a machine shared with other work (wall time there includes waiting for a
+  core). spconv's time is its ``__call__`` (it zeroes and copies its
   ``max_num_voxels`` buffers on every call); ours includes allocating exact-size outputs;
 - peak memory: in a fresh process per row and implementation (after loading the clouds and
   a warm-up call on 100 points), the Linux peak RSS (VmHWM) is reset through
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import subprocess
 import sys
@@ -114,14 +117,17 @@ def spconv_generator(config: VoxelGridConfig, num_features: int, device: str = "
     )
 
 
-def time_alternating(first: Callable[[], object], second: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
+def time_alternating(
+    first: Callable[[], object], second: Callable[[], object], repeats: int, clock: Callable[[], float] = time.perf_counter
+) -> tuple[list[float], list[float]]:
+    """Milliseconds per call of each, the two called in turn."""
     times_first, times_second = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         first()
-        middle = time.perf_counter()
+        middle = clock()
         second()
-        end = time.perf_counter()
+        end = clock()
         times_first.append((middle - start) * 1e3)
         times_second.append((end - middle) * 1e3)
     return times_first, times_second
@@ -131,9 +137,18 @@ def cpu_table(clouds: dict[str, np.ndarray], repeats: int, data: Path) -> None:
     import numba
     import torch
 
-    print(f"CPU: numba {numba.__version__} with {numba.get_num_threads()} threads, torch {torch.__version__} "
-          f"with {torch.get_num_threads()} threads; median of {repeats} alternating calls")
-    header = f"{'cloud':18s} {'config':20s} {'points':>7s} {'voxels':>6s} {'ours ms':>8s} {'spconv ms':>9s} {'ratio':>6s} {'ours MiB':>8s} {'spconv MiB':>10s}  output"
+    from av_pipeline.voxelize import cpu
+
+    parallel = "parallel" if numba.get_num_threads() >= cpu.PARALLEL_MIN_THREADS else "one-thread"
+    print(
+        f"CPU: numba {numba.__version__} with {numba.get_num_threads()} threads ({parallel} passes), torch "
+        f"{torch.__version__} with {torch.get_num_threads()} threads; median of {repeats} alternating calls; "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}"
+    )
+    header = (
+        f"{'cloud':18s} {'config':20s} {'points':>7s} {'voxels':>6s} {'ours ms':>8s} {'spconv ms':>9s} {'ratio':>6s} "
+        f"{'ours cpu':>8s} {'spconv cpu':>10s} {'ratio':>6s} {'ours MiB':>8s} {'spconv MiB':>10s}  output"
+    )
     print(header)
     print("-" * len(header))
     voxelize(clouds["nuscenes_keyframe"][:100], PRESETS["kitti_second"])  # JIT / cache load
@@ -152,13 +167,18 @@ def cpu_table(clouds: dict[str, np.ndarray], repeats: int, data: Path) -> None:
                 voxelize(points, config)
                 generator(tensor)
             ours_ms, spconv_ms = time_alternating(lambda: voxelize(points, config), lambda: generator(tensor), repeats)
+            ours_cpu, spconv_cpu = time_alternating(
+                lambda: voxelize(points, config), lambda: generator(tensor), repeats, time.process_time
+            )
             del generator
             ours_peak = peak_mib("ours", cloud_name, config_name, data)
             spconv_peak = peak_mib("spconv", cloud_name, config_name, data)
             ours_median, spconv_median = statistics.median(ours_ms), statistics.median(spconv_ms)
+            ours_cpu_median, spconv_cpu_median = statistics.median(ours_cpu), statistics.median(spconv_cpu)
             print(
                 f"{cloud_name:18s} {config_name:20s} {len(points):7d} {ours.num_voxels:6d} {ours_median:8.3f} "
-                f"{spconv_median:9.3f} {spconv_median / ours_median:5.1f}x {_mib(ours_peak):>8s} {_mib(spconv_peak):>10s}  "
+                f"{spconv_median:9.3f} {spconv_median / ours_median:5.1f}x {ours_cpu_median:8.3f} {spconv_cpu_median:10.3f} "
+                f"{spconv_cpu_median / max(ours_cpu_median, 1e-9):5.1f}x {_mib(ours_peak):>8s} {_mib(spconv_peak):>10s}  "
                 f"{'identical' if identical else 'DIFFERENT'}"
             )
 
