@@ -24,7 +24,6 @@ from av_pipeline.voxelize import (
 )
 
 torch = pytest.importorskip("torch")
-spconv_utils = pytest.importorskip("spconv.pytorch.utils")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {"kitti_second": KITTI_SECOND, "kitti_pointpillars": KITTI_POINTPILLARS, "nuscenes": NUSCENES_CENTERPOINT}
@@ -33,7 +32,8 @@ _GENERATORS: dict[tuple, object] = {}
 
 
 def spconv_voxelize(points: np.ndarray, config: VoxelGridConfig):
-    """spconv's CPU PointToVoxel (generators cached: the SECOND one holds a 360 MB table)."""
+    """spconv's CPU PointToVoxel (generators cached: the SECOND one holds a 344 MiB table)."""
+    spconv_utils = pytest.importorskip("spconv.pytorch.utils")
     key = (config, points.shape[1])
     if key not in _GENERATORS:
         _GENERATORS[key] = spconv_utils.PointToVoxel(
@@ -258,6 +258,7 @@ def test_noncontiguous_input_is_handled() -> None:
 
 # ------------------------------------------------------------------ config
 def test_presets_grids_match_spconv() -> None:
+    spconv_utils = pytest.importorskip("spconv.pytorch.utils")
     expected = {"kitti_second": (40, 1600, 1408), "kitti_pointpillars": (1, 496, 432), "nuscenes_centerpoint": (40, 1024, 1024)}
     for name, config in PRESETS.items():
         assert config.grid_size_zyx == expected[name]
