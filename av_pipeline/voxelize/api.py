@@ -78,7 +78,8 @@ def check_points(points: object, name: str = "points") -> tuple[Any, str]:
     if where == _TORCH_CUDA:
         from numba import cuda
 
-        return cuda.as_cuda_array(points.detach().contiguous()), where  # type: ignore[attr-defined]
+        # no sync: the kernels run on torch's current stream, after whatever made the tensor
+        return cuda.as_cuda_array(points.detach().contiguous(), sync=False), where  # type: ignore[attr-defined]
     if type(points).__name__ not in ("DeviceNDArray", "FakeCUDAArray"):  # e.g. a CuPy array
         from numba import cuda
 
@@ -107,7 +108,9 @@ def _device_context(points: Any) -> Any:
 
     def allocate(shape: tuple[int, ...], dtype: Any) -> Any:
         tensor = torch.empty(shape, dtype=getattr(torch, np.dtype(dtype).name), device=device)
-        return cuda.as_cuda_array(tensor)  # the device array keeps the tensor alive
+        # the device array keeps the tensor alive; no stream sync: the kernels run on the
+        # stream the tensor was allocated on
+        return cuda.as_cuda_array(tensor, sync=False)
 
     return DeviceContext(cuda.external_stream(torch.cuda.current_stream(device).cuda_stream), allocate)
 
@@ -115,7 +118,7 @@ def _device_context(points: Any) -> Any:
 def _on_device_of(points: Any) -> Any:
     """numba's current device set to a torch tensor's device (a no-op for other arrays)."""
     torch = _torch_module()
-    if torch is not None and isinstance(points, torch.Tensor):
+    if torch is not None and isinstance(points, torch.Tensor) and points.is_cuda:
         from numba import cuda
 
         return cuda.gpus[points.device.index if points.device.index is not None else torch.cuda.current_device()]
@@ -178,13 +181,13 @@ def voxelize(
     >>> result.num_dropped_nonfinite, result.num_dropped_out_of_range
     (1, 1)
     """
-    checked, where = check_points(points)
-    if where in (_CPU, _TORCH_CPU):
-        result = voxelize_numpy(checked, config, return_point_voxel_id=return_point_voxel_id)
-    else:
-        from av_pipeline.voxelize.cuda import voxelize_cuda
+    with _on_device_of(points):  # a torch CUDA tensor's device; a no-op otherwise
+        checked, where = check_points(points)
+        if where in (_CPU, _TORCH_CPU):
+            result = voxelize_numpy(checked, config, return_point_voxel_id=return_point_voxel_id)
+        else:
+            from av_pipeline.voxelize.cuda import voxelize_cuda
 
-        with _on_device_of(points):
             result = voxelize_cuda(
                 checked, config, return_point_voxel_id=return_point_voxel_id, deterministic=deterministic,
                 device=_device_context(points),
@@ -211,13 +214,13 @@ def voxelize_dynamic(points: Any, config: VoxelGridConfig, *, deterministic: boo
     Raises:
         ShapeError: wrong type, shape or dtype.
     """
-    checked, where = check_points(points)
-    if where in (_CPU, _TORCH_CPU):
-        result = voxelize_dynamic_numpy(checked, config)
-    else:
-        from av_pipeline.voxelize.cuda import voxelize_dynamic_cuda
+    with _on_device_of(points):
+        checked, where = check_points(points)
+        if where in (_CPU, _TORCH_CPU):
+            result = voxelize_dynamic_numpy(checked, config)
+        else:
+            from av_pipeline.voxelize.cuda import voxelize_dynamic_cuda
 
-        with _on_device_of(points):
             result = voxelize_dynamic_cuda(checked, config, deterministic=deterministic, device=_device_context(points))
     if where in (_TORCH_CPU, _TORCH_CUDA):
         result = _replace_arrays(result, points, ("point_voxel_id", "coords_zyx", "mean_features", "num_points"))
