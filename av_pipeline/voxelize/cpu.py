@@ -253,8 +253,8 @@ def _copy_row(i, points_flat, point_slot, voxels_flat, num_features):  # pragma:
 def _scatter_points_parallel(points, point_slot, voxels):  # pragma: no cover - numba
     """voxels (M, P, C), zeros on entry, get each kept point at its slot. In point order:
     reads are sequential and, voxels being numbered in first-hit order, so are most writes.
-    The padding is never written: np.zeros of a large output maps zero pages that are only
-    faulted in when read."""
+    The padding is not written here: np.zeros gets it from calloc (a single memset, or
+    pages the kernel zeroes lazily for a fresh mapping)."""
     num_features = points.shape[1]
     points_flat = points.reshape(-1)
     voxels_flat = voxels.reshape(-1)
