@@ -25,11 +25,37 @@ from calibration.errors import (
     UnknownFrameError,
 )
 from calibration.frame_graph import FrameEdge, FrameGraph
+from calibration.quality import (
+    DriftCheck,
+    EdgeMap,
+    LidarEdges,
+    RankedExtrinsic,
+    ReprojectionResult,
+    alignment_score,
+    alignment_scores,
+    calibration_drift_check,
+    perturbation_grid,
+    random_perturbations,
+    rank_extrinsics,
+    reprojection_rms,
+)
 from calibration.rig import RigCamera, SensorRig
 from calibration.se3 import SE3
 from calibration.trajectory import EXTRAPOLATION_POLICIES, ExtrapolationPolicy, PoseTrajectory
 
 __all__ = [
+    "DriftCheck",
+    "EdgeMap",
+    "LidarEdges",
+    "RankedExtrinsic",
+    "ReprojectionResult",
+    "alignment_score",
+    "alignment_scores",
+    "calibration_drift_check",
+    "perturbation_grid",
+    "random_perturbations",
+    "rank_extrinsics",
+    "reprojection_rms",
     "AVPipelineError",
     "BEHIND_CAMERA",
     "CalibrationError",
