@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 #: The rig shipped with the package (av-pipeline rig file).
 DEMO_RIG = "demo_rig.yaml"
+#: The demo's simulated calibration drift: a pan (rotation about the camera's y axis).
+DRIFT_PAN_DEG = 1.0
 
 
 def demo_rig_path() -> Path:
@@ -38,6 +40,8 @@ class CameraReport:
     outside_image: int
     outside_valid_region: int
     surface_agreement_m: float
+    drift_fraction_better_true: float
+    drift_fraction_better_panned: float
 
 
 def _overlay(image: np.ndarray, uv_px: np.ndarray, depth_m: np.ndarray) -> np.ndarray:
@@ -80,6 +84,10 @@ def _surface_agreement_m(rig: SensorRig, camera: str, scene, points_lidar: np.nd
 def run_calibration_demo(out_dir: Path, rig_path: Path | None = None) -> dict:
     """Run the demo and write its outputs to ``out_dir``.
 
+    For each camera it also runs the targetless drift check (LiDAR depth/reflectance edges
+    against image edges) on the calibrated extrinsic and on one panned by
+    :data:`DRIFT_PAN_DEG`.
+
     Writes: ``scene_<camera>.png`` (rendered), ``lidar_on_<camera>.png`` (LiDAR points
     projected through the rig, coloured by depth), ``rig.json`` / ``<camera>_ros.yaml`` /
     ``<camera>_opencv.yaml`` (format conversions), ``summary.json``.
@@ -105,6 +113,11 @@ def run_calibration_demo(out_dir: Path, rig_path: Path | None = None) -> dict:
     print(f"ray-cast {len(sweep):,} LiDAR points from '{lidar}'")
     projections = rig.project_lidar_points(sweep[:, :3], lidar=lidar)
 
+    from calibration import EdgeMap, LidarEdges, calibration_drift_check
+
+    lidar_edges = LidarEdges.from_points(sweep[:, :3], ring=sweep[:, 4].astype(np.int64), intensity=sweep[:, 3])
+    pan = np.deg2rad(DRIFT_PAN_DEG)
+    camera_drift = SE3(np.array([[np.cos(pan), 0, np.sin(pan)], [0, 1, 0], [-np.sin(pan), 0, np.cos(pan)]]), [0, 0, 0])
     reports = []
     for camera in rig.camera_names:
         image = scene.render(rig.cameras[camera])
@@ -113,6 +126,11 @@ def run_calibration_demo(out_dir: Path, rig_path: Path | None = None) -> dict:
         valid = proj.valid
         Image.fromarray(_overlay(image, proj.uv_px[valid], proj.depth_m[valid])).save(out_dir / f"lidar_on_{camera}.png")
         counts = np.bincount(proj.status, minlength=len(ProjectionStatus))
+        edge_map = EdgeMap.from_image(image)
+        camera_SE3_lidar = rig.cameras[camera].ego_SE3_camera.inverse().compose(rig.lidars[lidar])
+        model = rig.cameras[camera].model
+        check_true = calibration_drift_check(edge_map, lidar_edges, model, camera_SE3_lidar)
+        check_panned = calibration_drift_check(edge_map, lidar_edges, model, camera_drift.compose(camera_SE3_lidar))
         report = CameraReport(
             camera,
             int(counts[ProjectionStatus.VISIBLE]),
@@ -120,12 +138,20 @@ def run_calibration_demo(out_dir: Path, rig_path: Path | None = None) -> dict:
             int(counts[ProjectionStatus.OUTSIDE_IMAGE]),
             int(counts[ProjectionStatus.OUTSIDE_VALID_REGION]),
             _surface_agreement_m(rig, camera, scene, sweep[:, :3], lidar, proj),
+            check_true.fraction_better,
+            check_panned.fraction_better,
         )
         reports.append(report)
         print(
             f"  {camera:>13}: {report.visible:7,} visible, {report.behind:7,} behind, "
             f"{report.outside_image:6,} outside image, {report.outside_valid_region:6,} outside valid region; "
             f"camera ray vs LiDAR range: median {100 * report.surface_agreement_m:.2f} cm"
+        )
+        print(
+            f"  {'':>13}  drift check: as calibrated {'DRIFTED' if check_true.drifted else 'ok'} "
+            f"({100 * check_true.fraction_better:.0f}% of {len(check_true.perturbation_scores)} perturbations score higher); "
+            f"panned {DRIFT_PAN_DEG:g} deg {'DRIFTED' if check_panned.drifted else 'not flagged'} "
+            f"({100 * check_panned.fraction_better:.0f}%)"
         )
 
     formats.write_rig(rig, out_dir / "rig.json")
