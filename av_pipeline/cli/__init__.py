@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "av_pipeline.cli.demo:DemoCommand",
     "calib": "av_pipeline.cli.calib:CalibCommand",
     "ingest": "av_pipeline.cli.ingest:IngestCommand",
+    "simulate": "av_pipeline.cli.simulate:SimulateCommand",
 }
 
 
