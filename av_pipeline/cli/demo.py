@@ -9,30 +9,31 @@ from av_pipeline.cli import Command
 
 
 class DemoCommand(Command):
-    """Run the main job on the bundled default data and write everything it makes to --out.
+    """Run the main job on the bundled synthetic drive log (or on LOGS) and write everything to --out.
 
-    Today this is the calibration demo: it loads the bundled sensor rig (a roof LiDAR, a
-    distorted front camera, two wide side cameras and a rear fisheye), ray-casts a street
-    scene into a LiDAR sweep and camera images, projects the sweep into every camera with
-    per-point status (visible / behind / outside image / outside the lens's valid region),
-    checks the projection against the renderer, and converts the rig to other formats.
+    Today: ingest (Beam: frame index + dead letters), fusion and voxelization of every frame
+    (per-point de-skew, motion compensation to each image time, z-buffered depth, painting,
+    onboard boxes projected into the cameras, voxels), pictures of one frame, the targetless
+    calibration drift check per camera, and the rig converted to other calibration formats.
 
     Examples:
       avp demo --out out/demo
-      avp demo --rig my_rig.yaml --out /tmp/demo
+      avp demo ../shared/data/kitti/training --out /tmp/kitti_demo
+      avp demo 'drives/*.mcap' --out /tmp/demo --workers 2
     """
 
     name = "demo"
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("logs", nargs="*", help="drive logs or globs (default: the bundled synthetic log)")
         parser.add_argument("--out", type=Path, default=Path("out/demo"), help="output folder (default out/demo)")
-        parser.add_argument("--rig", type=Path, help="a rig file to use instead of the bundled one")
+        parser.add_argument("--figure-frame", type=int, default=0, help="indexed frame that gets pictures and calibration checks")
+        parser.add_argument("--workers", type=int, default=1, help="Beam worker processes for ingest (default 1: in this process)")
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
-        from av_pipeline.calib_demo import run_calibration_demo
+        from beam_jobs.demo import run_demo
 
-        summary = run_calibration_demo(args.out, args.rig)
-        print(f"demo finished in {summary['seconds']} s; outputs in {args.out}/")
+        run_demo(args.out, args.logs, figure_frame=args.figure_frame, workers=args.workers)
         return 0

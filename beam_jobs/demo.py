@@ -1,0 +1,214 @@
+"""The main job on the bundled default data (``avp demo`` / ``make demo``).
+
+What exists of the pipeline today, end to end, on the synthetic log shipped in the package
+(or on logs you name):
+
+1. **Ingest** (the Beam job :mod:`beam_jobs.ingest`): list, load and validate every frame;
+   Parquet frame index + dead letters, counts in = indexed + dead-lettered.
+2. **Fusion and voxelization** of every indexed frame (:func:`av_pipeline.frame_products.frame_products`):
+   per-point de-skew with the ego trajectory from the index, ego-motion compensation to each
+   image time, z-buffered depth, painting, onboard cuboids projected into the cameras, voxels
+   for the detector. One JSON line per frame.
+3. **Pictures** of one frame: a bird's-eye view with ground-truth and onboard boxes, and each
+   camera with LiDAR depth and the onboard boxes.
+4. **Calibration**: the targetless drift check per camera on that frame (the calibrated
+   extrinsic, and one panned by :data:`DRIFT_PAN_DEG`), and the rig converted to the rig,
+   ROS CameraInfo and OpenCV formats.
+
+Later stages (detector pre-labels, mining, reports) join here as they land.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+#: The simulated calibration drift the demo checks for: a pan about the camera's y axis.
+DRIFT_PAN_DEG = 1.0
+
+
+def _pan(angle_deg: float):
+    from calibration import SE3
+
+    a = math.radians(angle_deg)
+    return SE3(np.array([[math.cos(a), 0.0, math.sin(a)], [0.0, 1.0, 0.0], [-math.sin(a), 0.0, math.cos(a)]]), [0.0, 0.0, 0.0])
+
+
+def _read_index(index_dir: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    return sorted(pq.read_table(index_dir).to_pylist(), key=lambda row: (row["log_id"], row["timestamp_ns"]))
+
+
+def calibration_checks(frame, products, decoded: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Drift check per matched camera: the calibrated extrinsic and a panned one.
+
+    Returns:
+        camera -> ``{"fraction_better": ..., "drifted": ..., "panned_fraction_better": ..., "panned_drifted": ...}``.
+    """
+    from calibration import EdgeMap, LidarEdges, calibration_drift_check
+
+    sweep = frame.lidar
+    ring = sweep.column("ring").astype(np.int64) if "ring" in sweep.columns else None
+    intensity = sweep.column("intensity") if "intensity" in sweep.columns else None
+    edges = LidarEdges.from_points(products.fusion.points_lidar, ring=ring, intensity=intensity)
+    pan = _pan(DRIFT_PAN_DEG)
+    results = {}
+    for camera, camera_SE3_lidar in products.fusion.camera_SE3_lidar.items():
+        edge_map = EdgeMap.from_image(decoded[camera])
+        model = frame.rig.cameras[camera].model
+        calibrated = calibration_drift_check(edge_map, edges, model, camera_SE3_lidar)
+        panned = calibration_drift_check(edge_map, edges, model, pan.compose(camera_SE3_lidar))
+        results[camera] = {
+            "fraction_better": calibrated.fraction_better,
+            "drifted": calibrated.drifted,
+            "panned_fraction_better": panned.fraction_better,
+            "panned_drifted": panned.drifted,
+        }
+    return results
+
+
+def run_demo(out: Path, logs: Sequence[str] | None = None, *, figure_frame: int = 0, workers: int = 1) -> dict:
+    """Run the main job; write everything under ``out``; return the summary (``out/summary.json``).
+
+    Args:
+        out: output folder (created; earlier demo results in it are replaced).
+        logs: drive logs or globs; default: the bundled synthetic log.
+        figure_frame: which indexed frame (in time order) gets pictures and calibration checks.
+        workers: Beam worker processes for the ingest job (1 = in this process).
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from av_pipeline.figures import save_bev, save_camera_overlay
+    from av_pipeline.frame_products import frame_products, points_ego, trajectory_from_poses
+    from av_pipeline.readers import open_log
+    from beam_jobs import ingest
+
+    console = Console(highlight=False)
+    started = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bundled = None
+    if not logs:
+        from av_pipeline.synthetic import bundled_log
+
+        bundled = bundled_log()
+        logs = [str(bundled.mcap)]
+    console.rule("1. ingest")
+    argv = ["--out", str(out / "ingest"), "--overwrite"] + [arg for log in logs for arg in ("--logs", log)]
+    if workers > 1:
+        argv += ["--direct_num_workers", str(workers), "--direct_running_mode", "multi_processing"]
+    ingested = ingest.run(argv)
+    rows = _read_index(out / "ingest" / "index")
+    if not rows:
+        raise SystemExit(f"no frame could be indexed; see {out / 'ingest' / 'dead_letters'}")
+
+    console.rule("2. fusion and voxelization")
+    by_log: dict[str, list[dict]] = {}
+    for row in rows:
+        by_log.setdefault(row["log_id"], []).append(row)
+    trajectories = {
+        log_id: trajectory_from_poses(
+            [r["timestamp_ns"] for r in log_rows], [r["pose_translation_m"] for r in log_rows], [r["pose_rotation_wxyz"] for r in log_rows]
+        )
+        for log_id, log_rows in by_log.items()
+    }
+    figure_frame = min(max(figure_frame, 0), len(rows) - 1)
+    readers: dict[str, object] = {}
+    frame_rows = []
+    figures = out / "figures"
+    figures.mkdir(exist_ok=True)
+    calibration = {}
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("frames", total=len(rows))
+            for position, row in enumerate(rows):
+                reader = readers.get(row["log_uri"])
+                if reader is None:
+                    reader = readers[row["log_uri"]] = open_log(row["log_uri"], row["reader"])
+                refs = reader.list_frames()
+                frame = reader.load_frame(refs[row["frame_index"]])
+                decoded = {name: image.decode() for name, image in frame.images.items()}
+                products = frame_products(frame, trajectories[row["log_id"]], decoded_images=decoded)
+                frame_rows.append(products.summary_row())
+                if position == figure_frame:
+                    calibration = calibration_checks(frame, products, decoded)
+                    _figures(figures, frame, products, decoded, save_bev, save_camera_overlay, points_ego)
+                    _convert_rig(out / "calibration", frame.rig)
+                progress.advance(task)
+    finally:
+        for reader in readers.values():
+            reader.close()
+    with open(out / "frames.jsonl", "w", encoding="utf-8") as stream:
+        for frame_row in frame_rows:
+            stream.write(json.dumps(frame_row) + "\n")
+    mean = lambda key: float(np.mean([r[key] for r in frame_rows]))  # noqa: E731
+    console.print(
+        f"{len(frame_rows)} frames: {mean('points'):,.0f} points, {mean('points_painted'):,.0f} painted, "
+        f"{mean('voxels'):,.0f} voxels per frame (means); de-skewed {sum(r['deskewed'] for r in frame_rows)}/{len(frame_rows)}; "
+        f"max camera skew {max((r['max_abs_skew_ms'] or 0.0) for r in frame_rows):.1f} ms"
+    )
+
+    console.rule("3. calibration checks (frame %d)" % figure_frame)
+    for camera, check in calibration.items():
+        console.print(
+            f"  {camera:>10}: as calibrated {'DRIFTED' if check['drifted'] else 'ok'} "
+            f"({100 * check['fraction_better']:.0f}% of perturbations score higher); panned {DRIFT_PAN_DEG:g} deg "
+            f"{'DRIFTED' if check['panned_drifted'] else 'not flagged'} ({100 * check['panned_fraction_better']:.0f}%)"
+        )
+    summary = {
+        "logs": list(logs),
+        "bundled": bundled is not None,
+        "ingest": ingested.to_json(),
+        "frames_processed": len(frame_rows),
+        "figure_frame": figure_frame,
+        "calibration_drift_check": calibration,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    console.rule()
+    console.print(f"demo finished in {summary['seconds']} s: {out}/ (ingest/, frames.jsonl, figures/, calibration/, summary.json)")
+    return summary
+
+
+def _figures(folder: Path, frame, products, decoded, save_bev, save_camera_overlay, points_ego) -> None:
+    painted = products.fusion.painted
+    boxes = {}
+    if frame.annotations is not None:
+        boxes["ground truth"] = (frame.annotations, "lime")
+    if frame.onboard is not None:
+        boxes["onboard"] = (frame.onboard.cuboids, "orange")
+    save_bev(
+        folder / "bev.png",
+        points_ego(products, frame),
+        None if painted is None else painted.rgb,
+        boxes,
+        title=f"{frame.log_id} @ {frame.timestamp_ns} ns: painted LiDAR (blue: seen by no camera), ground truth and onboard boxes",
+    )
+    labels = frame.onboard.cuboids.labels if frame.onboard is not None else None
+    for camera in products.fusion.projections:
+        save_camera_overlay(
+            folder / f"camera_{camera}.png",
+            decoded[camera],
+            products.fusion.depth_images.get(camera),
+            products.onboard_projections.get(camera),
+            labels,
+            title=f"{camera}: z-buffered LiDAR depth (motion-compensated) and onboard boxes",
+        )
+
+
+def _convert_rig(folder: Path, rig) -> None:
+    from calibration import formats
+
+    folder.mkdir(exist_ok=True)
+    formats.write_rig(rig, folder / "rig.yaml")
+    for camera in rig.camera_names:
+        model = rig.cameras[camera].model
+        formats.write_ros_camera_info(formats.RosCameraInfo.from_camera_model(model, camera), folder / f"{camera}_camera_info.yaml")
+        formats.write_opencv_yaml(model, folder / f"{camera}_opencv.yaml")
