@@ -16,9 +16,15 @@ Configurations (:mod:`calibration.quality` parameters):
 - ``depth only``: our defaults without reflectance edges (sharp falloff, local contrast
   normalisation, jumps >= 2 m on a solid foreground, edge between the beams, <= 20 m).
 - ``default``: our defaults (adds reflectance edges).
+- ``thin``: the defaults with thinned image edges (non-maximum suppression).
+- ``nuScenes image``: the image settings the nuScenes keyframe needs (blur 1 px, thin,
+  ``vertical_edge_power = 4``) with KITTI's LiDAR defaults: they do not transfer (measured:
+  the truth loses to perturbations at every magnitude).
 
 The nuScenes keyframe is not here: its calibration lives in a pickle that only tests may
-read; ``tests/calibration/test_quality.py`` measures it (strict xfails carry the numbers).
+read. ``tests/calibration/test_quality.py`` measures it: the six-camera rig ranks the LiDAR
+extrinsic (``rig_alignment_scores``, passing tests); one camera alone does not (strict
+xfails carry the numbers).
 
 Run: .venv/bin/python benchmarks/alignment_score.py [--data ../shared/data] [--directions 500]
 """
@@ -51,6 +57,8 @@ CONFIGURATIONS = {
     ),
     "depth only": ({}, {}, False),
     "default": ({}, {}, True),
+    "thin": ({"thin": True}, {}, True),
+    "nuScenes image": ({"blur_sigma_px": 1.0, "thin": True, "vertical_edge_power": 4.0}, {}, True),
 }
 
 
