@@ -11,9 +11,9 @@ What exists of the pipeline today, end to end, on the synthetic log shipped in t
    for the detector. One JSON line per frame.
 3. **Pictures** of one frame: a bird's-eye view with ground-truth and onboard boxes, and each
    camera with LiDAR depth and the onboard boxes.
-4. **Calibration**: the targetless drift check per camera on that frame (the calibrated
-   extrinsic, and one panned by :data:`DRIFT_PAN_DEG`), and the rig converted to the rig,
-   ROS CameraInfo and OpenCV formats.
+4. **Calibration**: the targetless drift check per camera, scores summed over
+   :data:`DRIFT_CHECK_FRAMES` frames (the calibrated extrinsic, and one panned by
+   :data:`DRIFT_PAN_DEG`), and the rig converted to the rig, ROS CameraInfo and OpenCV formats.
 
 Later stages (detector pre-labels, mining, reports) join here as they land.
 """
@@ -45,32 +45,49 @@ def _read_index(index_dir: Path) -> list[dict]:
     return sorted(pq.read_table(index_dir).to_pylist(), key=lambda row: (row["log_id"], row["timestamp_ns"]))
 
 
-def calibration_checks(frame, products, decoded: dict[str, np.ndarray]) -> dict[str, dict]:
-    """Drift check per matched camera: the calibrated extrinsic and a panned one.
+#: How many frames, spread over the log, the calibration drift check sums its scores over.
+DRIFT_CHECK_FRAMES = 10
 
-    Returns:
-        camera -> ``{"fraction_better": ..., "drifted": ..., "panned_fraction_better": ..., "panned_drifted": ...}``.
-    """
-    from calibration import EdgeMap, LidarEdges, calibration_drift_check
 
-    sweep = frame.lidar
-    ring = sweep.column("ring").astype(np.int64) if "ring" in sweep.columns else None
-    intensity = sweep.column("intensity") if "intensity" in sweep.columns else None
-    edges = LidarEdges.from_points(products.fusion.points_lidar, ring=ring, intensity=intensity)
-    pan = _pan(DRIFT_PAN_DEG)
-    results = {}
-    for camera, camera_SE3_lidar in products.fusion.camera_SE3_lidar.items():
-        edge_map = EdgeMap.from_image(decoded[camera])
-        model = frame.rig.cameras[camera].model
-        calibrated = calibration_drift_check(edge_map, edges, model, camera_SE3_lidar)
-        panned = calibration_drift_check(edge_map, edges, model, pan.compose(camera_SE3_lidar))
-        results[camera] = {
-            "fraction_better": calibrated.fraction_better,
-            "drifted": calibrated.drifted,
-            "panned_fraction_better": panned.fraction_better,
-            "panned_drifted": panned.drifted,
-        }
-    return results
+class DriftChecks:
+    """Per camera, the alignment-score observations of several frames (image edges, LiDAR
+    edges of the de-skewed sweep, the motion-compensated extrinsic), checked together."""
+
+    def __init__(self) -> None:
+        self.observations: dict[str, list] = {}
+        self.cameras: dict[str, object] = {}
+
+    def add(self, frame, products, decoded: dict[str, np.ndarray]) -> None:
+        """Add one frame's observations for every matched camera."""
+        from calibration import EdgeMap, LidarEdges
+
+        sweep = frame.lidar
+        ring = sweep.column("ring").astype(np.int64) if "ring" in sweep.columns else None
+        intensity = sweep.column("intensity") if "intensity" in sweep.columns else None
+        edges = LidarEdges.from_points(products.fusion.points_lidar, ring=ring, intensity=intensity)
+        for camera, camera_SE3_lidar in products.fusion.camera_SE3_lidar.items():
+            self.cameras[camera] = frame.rig.cameras[camera].model
+            self.observations.setdefault(camera, []).append((EdgeMap.from_image(decoded[camera]), edges, camera_SE3_lidar))
+
+    def results(self) -> dict[str, dict]:
+        """camera -> fractions of perturbations that score at least as high, for the
+        calibrated extrinsic and for one panned by :data:`DRIFT_PAN_DEG`, and the verdicts."""
+        from calibration import calibration_drift_check_frames
+
+        pan = _pan(DRIFT_PAN_DEG)
+        results = {}
+        for camera, observations in self.observations.items():
+            model = self.cameras[camera]
+            calibrated = calibration_drift_check_frames(model, observations)
+            panned = calibration_drift_check_frames(model, [(e, l, pan.compose(t)) for e, l, t in observations])
+            results[camera] = {
+                "frames": len(observations),
+                "fraction_better": calibrated.fraction_better,
+                "drifted": calibrated.drifted,
+                "panned_fraction_better": panned.fraction_better,
+                "panned_drifted": panned.drifted,
+            }
+        return results
 
 
 def run_demo(out: Path, logs: Sequence[str] | None = None, *, figure_frame: int = 0, workers: int = 1) -> dict:
@@ -79,7 +96,7 @@ def run_demo(out: Path, logs: Sequence[str] | None = None, *, figure_frame: int 
     Args:
         out: output folder (created; earlier demo results in it are replaced).
         logs: drive logs or globs; default: the bundled synthetic log.
-        figure_frame: which indexed frame (in time order) gets pictures and calibration checks.
+        figure_frame: which indexed frame (in time order) gets pictures and the rig conversion.
         workers: Beam worker processes for the ingest job (1 = in this process).
     """
     from rich.console import Console
@@ -124,7 +141,8 @@ def run_demo(out: Path, logs: Sequence[str] | None = None, *, figure_frame: int 
     frame_rows = []
     figures = out / "figures"
     figures.mkdir(exist_ok=True)
-    calibration = {}
+    drift = DriftChecks()
+    check_positions = set(np.linspace(0, len(rows) - 1, min(DRIFT_CHECK_FRAMES, len(rows))).round().astype(int).tolist())
     try:
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("frames", total=len(rows))
@@ -137,8 +155,9 @@ def run_demo(out: Path, logs: Sequence[str] | None = None, *, figure_frame: int 
                 decoded = {name: image.decode() for name, image in frame.images.items()}
                 products = frame_products(frame, trajectories[row["log_id"]], decoded_images=decoded)
                 frame_rows.append(products.summary_row())
+                if position in check_positions:
+                    drift.add(frame, products, decoded)
                 if position == figure_frame:
-                    calibration = calibration_checks(frame, products, decoded)
                     _figures(figures, frame, products, decoded, save_bev, save_camera_overlay, points_ego)
                     _convert_rig(out / "calibration", frame.rig)
                 progress.advance(task)
@@ -155,7 +174,8 @@ def run_demo(out: Path, logs: Sequence[str] | None = None, *, figure_frame: int 
         f"max camera skew {max((r['max_abs_skew_ms'] or 0.0) for r in frame_rows):.1f} ms"
     )
 
-    console.rule("3. calibration checks (frame %d)" % figure_frame)
+    calibration = drift.results()
+    console.rule(f"3. calibration drift check ({len(check_positions)} frames)")
     for camera, check in calibration.items():
         console.print(
             f"  {camera:>10}: as calibrated {'DRIFTED' if check['drifted'] else 'ok'} "

@@ -1038,18 +1038,60 @@ def calibration_drift_check(
     """
     if not 0.0 <= max_fraction_better <= 1.0:
         raise CalibrationError(f"max_fraction_better: expected a value in [0, 1], got {max_fraction_better!r}")
+    return calibration_drift_check_frames(
+        camera, [(edge_map, lidar_edges, camera_SE3_lidar)], perturbations=perturbations, max_fraction_better=max_fraction_better
+    )
+
+
+def calibration_drift_check_frames(
+    camera: CameraModel,
+    observations: Sequence[tuple[EdgeMap, LidarEdges, SE3]],
+    *,
+    perturbations: Sequence[SE3] | None = None,
+    max_fraction_better: float = 0.05,
+) -> DriftCheck:
+    """:func:`calibration_drift_check` over several frames of one camera: scores are summed.
+
+    One frame gives a few hundred edges; summing the score of each candidate over frames
+    (each frame's candidate is ``delta.compose(camera_SE3_lidar)`` of that frame, so ego
+    motion between frames does not matter) makes the check much less noisy, as Levinson &
+    Thrun do over a window of frames.
+
+    Args:
+        camera: the camera's intrinsics.
+        observations: per frame ``(edge_map, lidar_edges, camera_SE3_lidar)``, the
+            extrinsic being checked at that frame (e.g. motion-compensated to the image time).
+        perturbations: deltas in the camera frame (default: the 728-neighbour grid of
+            0.5 degrees and 5 cm).
+        max_fraction_better: see :func:`calibration_drift_check`.
+
+    Returns:
+        :class:`DriftCheck` with summed scores; ``best_camera_SE3_lidar`` is the best
+        candidate of the first frame.
+
+    Raises:
+        CalibrationError: no observations, or ``max_fraction_better`` outside ``[0, 1]``.
+    """
+    if not 0.0 <= max_fraction_better <= 1.0:
+        raise CalibrationError(f"max_fraction_better: expected a value in [0, 1], got {max_fraction_better!r}")
+    if not observations:
+        raise CalibrationError("observations: expected at least one (edge_map, lidar_edges, camera_SE3_lidar), got none")
     deltas = list(perturbations) if perturbations is not None else perturbation_grid(math.radians(0.5), 0.05)
-    candidates = [camera_SE3_lidar] + [delta.compose(camera_SE3_lidar) for delta in deltas]
-    scores = alignment_scores(edge_map, lidar_edges, camera, candidates)
-    score = float(scores[0])
-    others = np.array(scores[1:])
+    total = np.zeros(len(deltas) + 1)
+    first_candidates: list[SE3] = []
+    for edge_map, lidar_edges, camera_SE3_lidar in observations:
+        candidates = [camera_SE3_lidar] + [delta.compose(camera_SE3_lidar) for delta in deltas]
+        first_candidates = first_candidates or candidates
+        total += alignment_scores(edge_map, lidar_edges, camera, candidates)
+    score = float(total[0])
+    others = np.array(total[1:])
     fraction = float(np.mean(others >= score)) if len(others) else 0.0
-    best = int(np.argmax(scores))
+    best = int(np.argmax(total))
     return DriftCheck(
         score=score,
         perturbation_scores=others,
         fraction_better=fraction,
-        best_score=float(scores[best]),
-        best_camera_SE3_lidar=candidates[best],
+        best_score=float(total[best]),
+        best_camera_SE3_lidar=first_candidates[best],
         drifted=fraction > max_fraction_better,
     )

@@ -37,4 +37,4 @@ def test_demo_runs_the_pipeline_on_the_bundled_log(tmp_path: Path) -> None:
         # a 1 degree pan is flagged on every camera, and it always scores worse than the calibration
         assert check["panned_drifted"], camera
         assert check["panned_fraction_better"] > check["fraction_better"], camera
-    assert not checks["front"]["drifted"]
+        assert not check["drifted"], camera  # summed over frames, the calibration is a local maximum

@@ -24,6 +24,7 @@ import calibration.quality as quality_module
 from calibration.camera import BEHIND_CAMERA, OUTSIDE_IMAGE, OUTSIDE_VALID_REGION, VISIBLE, CameraModel
 from calibration.errors import CalibrationError, ShapeError
 from calibration.quality import (
+    calibration_drift_check_frames,
     DEPTH_EDGE,
     INTENSITY_EDGE,
     EdgeMap,
@@ -462,6 +463,23 @@ def test_drift_check_on_the_toy_scene(toy_scene) -> None:
     assert bad.drifted and bad.fraction_better > 0.05 and bad.best_score > bad.score
     with pytest.raises(CalibrationError, match="max_fraction_better"):
         calibration_drift_check(edge_map, lidar_edges, camera, truth, perturbations=deltas, max_fraction_better=2.0)
+
+
+def test_drift_check_over_frames_sums_each_frames_own_candidates(toy_scene) -> None:
+    edge_map, lidar_edges, camera, truth = toy_scene
+    deltas = sideways(30)
+    # the second frame sees the scene from an ego that moved: its extrinsic differs, the deltas do not
+    moved = SE3.from_yaw_translation(0.0, [0.0, 0.0, 0.3]).compose(truth)
+    one = calibration_drift_check(edge_map, lidar_edges, camera, truth, perturbations=deltas)
+    other = calibration_drift_check(edge_map, lidar_edges, camera, moved, perturbations=deltas)
+    both = calibration_drift_check_frames(camera, [(edge_map, lidar_edges, truth), (edge_map, lidar_edges, moved)], perturbations=deltas)
+    assert both.score == pytest.approx(one.score + other.score)
+    np.testing.assert_allclose(both.perturbation_scores, one.perturbation_scores + other.perturbation_scores)
+    assert both.fraction_better == float(np.mean(both.perturbation_scores >= both.score))
+    single = calibration_drift_check_frames(camera, [(edge_map, lidar_edges, truth)], perturbations=deltas)
+    assert single.score == one.score and single.fraction_better == one.fraction_better
+    with pytest.raises(CalibrationError, match="observations: expected at least one"):
+        calibration_drift_check_frames(camera, [], perturbations=deltas)
 
 
 def test_docstring_examples_run() -> None:
