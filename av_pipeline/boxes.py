@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
+import numba
 import numpy as np
 
 from calibration import SE3
@@ -208,26 +209,51 @@ def _points_in_boxes(points: NDArrayFloat, boxes: Cuboids, margin_m: float) -> t
     pts = check_array(points, "points", (None, None), dtype=None, finite=False, shape_text="(N, 3+)")
     if pts.shape[1] < 3:
         raise ShapeError(f"points: expected (N, 3+) float array, got {pts.shape}")
-    xyz = pts[:, :3].astype(np.float64)
-    first = np.full(len(xyz), -1, dtype=np.int64)
+    first = np.full(len(pts), -1, dtype=np.int64)
     counts = np.zeros(len(boxes), dtype=np.int32)
+    if len(boxes) == 0 or len(pts) == 0:
+        return first, counts
     half = boxes.sizes_m / 2.0 + margin_m
-    radius = np.linalg.norm(half, axis=1)
-    for k in range(len(boxes)):  # loop over boxes (few), vectorised over points (many)
-        delta = xyz - boxes.centers_m[k]
-        near = np.flatnonzero(np.abs(delta).max(axis=1) <= radius[k])
-        if near.size == 0:
-            continue
-        d = delta[near]
-        c, s = np.cos(boxes.yaws_rad[k]), np.sin(boxes.yaws_rad[k])
-        local_x = c * d[:, 0] + s * d[:, 1]
-        local_y = -s * d[:, 0] + c * d[:, 1]
-        inside = (np.abs(local_x) <= half[k, 0]) & (np.abs(local_y) <= half[k, 1]) & (np.abs(d[:, 2]) <= half[k, 2])
-        hit = near[inside]
-        counts[k] = hit.size
-        unset = hit[first[hit] < 0]
-        first[unset] = k
+    _points_in_boxes_kernel(
+        np.ascontiguousarray(pts[:, :3]),
+        np.ascontiguousarray(boxes.centers_m),
+        np.ascontiguousarray(half),
+        np.linalg.norm(half, axis=1),
+        np.cos(boxes.yaws_rad),
+        np.sin(boxes.yaws_rad),
+        first,
+        counts,
+    )
     return first, counts
+
+
+@numba.njit(cache=True, nogil=True)
+def _points_in_boxes_kernel(xyz, centers, half, radius, cos_yaw, sin_yaw, first, counts):  # pragma: no cover - numba
+    """Fill ``first`` (N,) with the lowest index of a box holding each point and ``counts``
+    (K,) with points per box. Boxes are visited in order of their centre x, only those whose
+    bounding cube can reach the point; coordinates are compared in float64."""
+    order = np.argsort(centers[:, 0])
+    sorted_x = centers[order, 0]
+    reach = radius.max()
+    for i in range(xyz.shape[0]):
+        px = np.float64(xyz[i, 0])
+        py = np.float64(xyz[i, 1])
+        pz = np.float64(xyz[i, 2])
+        lo = np.searchsorted(sorted_x, px - reach)
+        hi = np.searchsorted(sorted_x, px + reach, side="right")
+        for j in range(lo, hi):
+            k = order[j]
+            dx = px - centers[k, 0]
+            dy = py - centers[k, 1]
+            dz = pz - centers[k, 2]
+            if abs(dx) > radius[k] or abs(dy) > radius[k] or abs(dz) > radius[k]:
+                continue
+            local_x = cos_yaw[k] * dx + sin_yaw[k] * dy
+            local_y = -sin_yaw[k] * dx + cos_yaw[k] * dy
+            if abs(local_x) <= half[k, 0] and abs(local_y) <= half[k, 1] and abs(dz) <= half[k, 2]:
+                counts[k] += 1
+                if first[i] < 0 or k < first[i]:
+                    first[i] = k
 
 
 # ---------------------------------------------------------------------- converters

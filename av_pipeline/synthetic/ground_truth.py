@@ -191,17 +191,8 @@ def _velocities(actors: Actors, posed: PosedActors, keep: np.ndarray) -> np.ndar
 
 
 def count_points_in_boxes(cuboids: Cuboids, points_ego: np.ndarray) -> np.ndarray:
-    """``(K,)`` exactly :meth:`Cuboids.count_points` of ``points_ego`` ``(N, 3+)``, in one compiled pass."""
-    from av_pipeline.synthetic.kernels import count_in_boxes
-
-    if len(cuboids) == 0:
-        return np.zeros(0, dtype=np.int32)
-    half = cuboids.sizes_m / 2.0 + 0.0
-    radius = np.linalg.norm(half, axis=1)
-    cos_yaw = np.array([np.cos(y) for y in cuboids.yaws_rad])
-    sin_yaw = np.array([np.sin(y) for y in cuboids.yaws_rad])
-    xyz = np.ascontiguousarray(points_ego[:, :3], dtype=np.float64)
-    return count_in_boxes(xyz, np.ascontiguousarray(cuboids.centers_m), np.ascontiguousarray(half), radius, cos_yaw, sin_yaw)
+    """``(K,)`` :meth:`Cuboids.count_points` of ``points_ego`` ``(N, 3+)``."""
+    return cuboids.count_points(points_ego)
 
 
 def pixel_boxes(actor_image: np.ndarray, actor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

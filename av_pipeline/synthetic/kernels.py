@@ -102,39 +102,6 @@ def mark_cells(
 
 
 @njit(cache=True)
-def count_in_boxes(
-    points: np.ndarray, centers: np.ndarray, half: np.ndarray, radius: np.ndarray, cos_yaw: np.ndarray, sin_yaw: np.ndarray
-) -> np.ndarray:
-    """``(K,)`` points inside each upright box, with the arithmetic of
-    :meth:`av_pipeline.boxes.Cuboids.count_points` (same operations in the same order, so
-    the same result bit for bit; the trigonometry comes in precomputed). Boxes are visited
-    in order of their centre x, only those within reach of each point."""
-    n = points.shape[0]
-    k_boxes = centers.shape[0]
-    counts = np.zeros(k_boxes, dtype=np.int32)
-    if k_boxes == 0:
-        return counts
-    order = np.argsort(centers[:, 0])
-    sorted_x = centers[order, 0]
-    reach = radius.max() + 1e-6
-    for i in range(n):
-        lo = np.searchsorted(sorted_x, points[i, 0] - reach)
-        hi = np.searchsorted(sorted_x, points[i, 0] + reach, side="right")
-        for j in range(lo, hi):
-            k = order[j]
-            dx = points[i, 0] - centers[k, 0]
-            dy = points[i, 1] - centers[k, 1]
-            dz = points[i, 2] - centers[k, 2]
-            if abs(dx) > radius[k] or abs(dy) > radius[k] or abs(dz) > radius[k]:
-                continue
-            local_x = cos_yaw[k] * dx + sin_yaw[k] * dy
-            local_y = -sin_yaw[k] * dx + cos_yaw[k] * dy
-            if abs(local_x) <= half[k, 0] and abs(local_y) <= half[k, 1] and abs(dz) <= half[k, 2]:
-                counts[k] += 1
-    return counts
-
-
-@njit(cache=True)
 def camera_rays(rays_camera: np.ndarray, rotation: np.ndarray, origin: np.ndarray) -> np.ndarray:
     """``(N, 6)`` float32 world rays ``origin, rotation @ d`` for unit camera-frame directions ``d``."""
     n = rays_camera.shape[0]
