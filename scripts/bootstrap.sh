@@ -41,6 +41,9 @@ if ! "$venv/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split(
 fi
 say "installing av-pipeline and its dependencies"
 "${pip[@]}" -e ".[test,spconv-cpu]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+# nuscenes-devkit is the independent reference for the centre-distance AP in the tests. It pins
+# numpy<2 and shapely~=2.0 but its eval modules run on ours, so it goes in without its dependencies.
+"${pip[@]}" --no-deps nuscenes-devkit==1.2.0 2>&1 | grep -v "^WARNING: Location" >&2 || true
 "$venv/bin/python" -c 'import calibration, av_pipeline, beam_jobs, open3d, spconv' \
   || { say "ERROR: the installation is incomplete (see pip output above)."; exit 1; }
 say "ready: $venv"
