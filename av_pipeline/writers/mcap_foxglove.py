@@ -7,6 +7,14 @@ int32 ns), ``foxglove.CompressedImage`` (png / jpeg bytes as they are) or
 :mod:`av_pipeline.readers.mcap_foxglove_decode`). Each schema is stored as the serialized
 ``FileDescriptorSet`` of its ``.proto`` file and dependencies (the MCAP ``protobuf`` schema
 encoding), so any MCAP tool can decode the messages.
+
+Cuboids in a viewer: every ``SceneUpdate`` starts with a ``SceneEntityDeletion`` of type
+``ALL`` stamped at the frame time, which removes the entities of earlier frames on the same
+topic, so what Foxglove shows at a frame is that frame's boxes only: a missed object
+disappears and a flickering one blinks, as the log reports them. A frame with no box message
+at all on a topic (``Frame.onboard`` or ``Frame.annotations`` is ``None``) deletes nothing.
+Each box also carries a text label above it: ``"<class> #<track id> <score>"`` (no ``#`` part
+for untracked boxes, no score for annotations).
 """
 
 from __future__ import annotations
@@ -38,6 +46,9 @@ from calibration import SE3
 _NUMERIC_TYPES = {"f4": 7, "i4": 6}
 #: Cube colour (RGBA) per role, for viewers only (not read back).
 _COLORS = {"onboard": (1.0, 0.6, 0.0, 0.5), "annotations": (0.0, 0.8, 0.2, 0.5)}
+#: Box labels: screen height in pixels, and height above the box top in metres.
+_LABEL_FONT_PX = 14.0
+_LABEL_LIFT_M = 0.4
 
 
 def file_descriptor_set(descriptor: Any) -> bytes:
@@ -128,16 +139,28 @@ def foxglove_message(pub: Publication, topics: WriterTopics) -> tuple[str, Any]:
         return topics.foxglove_image.format(name=pub.name), msg
     if pub.role in ("onboard", "annotations"):
         assert isinstance(content, Boxes)
-        return (topics.onboard if pub.role == "onboard" else topics.annotations), _scene_update(content, t, _COLORS[pub.role])
+        topic = topics.onboard if pub.role == "onboard" else topics.annotations
+        return topic, _scene_update(content, t, _COLORS[pub.role], with_scores=pub.role == "onboard")
     raise ValueError(f"unknown publication role {pub.role!r}")
 
 
-def _scene_update(boxes: Boxes, time_ns: int, color: tuple[float, ...]) -> Any:
+def box_label(label: str, track_id: int, score: float | None) -> str:
+    """The text shown above a box in a viewer: ``"car #12 0.87"``, ``"car 0.87"`` (untracked), ``"car #12"`` (no score)."""
+    parts = [label] + ([f"#{track_id}"] if track_id >= 0 else []) + ([f"{score:.2f}"] if score is not None else [])
+    return " ".join(parts)
+
+
+def _scene_update(boxes: Boxes, time_ns: int, color: tuple[float, ...], *, with_scores: bool) -> Any:
+    """One frame's boxes as a ``SceneUpdate``: delete every older entity on the topic, then one
+    entity per box (a cube and a text label; ``lifetime`` 0, the next frame's deletion ends it)."""
+    from foxglove_schemas_protobuf.SceneEntityDeletion_pb2 import SceneEntityDeletion
     from foxglove_schemas_protobuf.SceneUpdate_pb2 import SceneUpdate
 
     c = boxes.cuboids
     q = yaw_to_xyzw(c.yaws_rad)
     msg = SceneUpdate()
+    deletion = msg.deletions.add(type=SceneEntityDeletion.ALL)
+    _timestamp(deletion.timestamp, time_ns)
     for i in range(len(c)):
         track = int(c.track_ids[i])
         entity = msg.entities.add(frame_id=boxes.frame_id, id=str(track) if track >= 0 else f"untracked-{i}", frame_locked=True)
@@ -152,6 +175,13 @@ def _scene_update(boxes: Boxes, time_ns: int, color: tuple[float, ...]) -> Any:
         cube.pose.orientation.x, cube.pose.orientation.y, cube.pose.orientation.z, cube.pose.orientation.w = (float(v) for v in q[i])
         cube.size.x, cube.size.y, cube.size.z = (float(v) for v in c.sizes_m[i])
         cube.color.r, cube.color.g, cube.color.b, cube.color.a = color
+        score = float(c.scores[i]) if with_scores else None
+        label = box_label(str(c.labels[i]), track, score)
+        text = entity.texts.add(text=label, billboard=True, font_size=_LABEL_FONT_PX, scale_invariant=True)
+        text.pose.position.x, text.pose.position.y = cube.pose.position.x, cube.pose.position.y
+        text.pose.position.z = cube.pose.position.z + cube.size.z / 2.0 + _LABEL_LIFT_M
+        text.pose.orientation.w = 1.0
+        text.color.r, text.color.g, text.color.b, text.color.a = (*color[:3], 1.0)
     return msg
 
 
@@ -203,4 +233,4 @@ def write_foxglove_mcap(
     return dict(counts)
 
 
-__all__ = ["file_descriptor_set", "foxglove_message", "write_foxglove_mcap"]
+__all__ = ["box_label", "file_descriptor_set", "foxglove_message", "write_foxglove_mcap"]
