@@ -9,6 +9,8 @@ from calibration.errors import (
     ExtrapolationError,
     ShapeError,
     UnknownFrameError,
+    cap_message,
+    short_repr,
 )
 
 
@@ -24,7 +26,7 @@ class LogFormatError(AVPipelineError, ValueError):
         self.path = str(path)
         self.field = field
         where = self.path + (f": {field}" if field else "")
-        super().__init__(f"{where}: {message}")
+        super().__init__(cap_message(f"{where}: {message}"))
 
 
 class ConfigError(AVPipelineError, ValueError):
@@ -40,4 +42,6 @@ __all__ = [
     "LogFormatError",
     "ShapeError",
     "UnknownFrameError",
+    "cap_message",
+    "short_repr",
 ]

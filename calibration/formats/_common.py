@@ -19,16 +19,22 @@ import numpy as np
 
 from calibration.array_types import NDArrayFloat
 from calibration.camera import CameraModel
-from calibration.errors import CalibrationError, CalibrationFileError, ShapeError
+from calibration.errors import CalibrationError, CalibrationFileError, ShapeError, short_repr
 from calibration.se3 import DEFAULT_REORTHONORMALIZE_TOL, SE3
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: JSON and YAML documents nested deeper than about this (the interpreter's recursion
+#: limit) are refused with a :class:`CalibrationFileError`; real calibration files nest < 10.
+MAX_NESTING = 1000
+#: Most characters of a library's own error text quoted in a message.
+SHORT_TEXT_CHARS = 300
 
 #: Orthonormality deviations above this (float64 round-off) are reported as
 #: "re-orthonormalised" in a reader's ``unrepresented`` notes.
 REPORTED_ORTHONORMALITY = 1e-9
 
-__all__ = ["DEFAULT_REORTHONORMALIZE_TOL", "PathLike", "Unrepresented"]
+__all__ = ["DEFAULT_REORTHONORMALIZE_TOL", "MAX_NESTING", "PathLike", "Unrepresented"]
 
 
 @dataclass(frozen=True)
@@ -54,12 +60,16 @@ class Unrepresented:
 
 # ---------------------------------------------------------------------- reading
 def read_text(path: PathLike) -> str:
-    """The file's text (UTF-8; a BOM is dropped). ``OSError`` propagates.
+    """The file's text (UTF-8; a BOM is dropped).
 
     Raises:
-        CalibrationFileError: the bytes are not UTF-8 text.
+        CalibrationFileError: the file cannot be read (missing, unreadable, a directory, a
+            symlink loop; the ``OSError`` is the cause), or the bytes are not UTF-8 text.
     """
-    data = Path(path).read_bytes()
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CalibrationFileError(path, None, f"cannot read: {exc.strerror or exc}") from exc
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -87,10 +97,10 @@ def parse_number_tokens(tokens: Sequence[str], path: str, field: str, expected: 
             values[i] = float(token)
         except ValueError:
             raise CalibrationFileError(
-                path, field, f"expected a number at position {i + 1}, got malformed {token!r}"
+                path, field, f"expected a number at position {i + 1}, got malformed {short_repr(token)}"
             ) from None
         if not math.isfinite(values[i]):
-            raise CalibrationFileError(path, field, f"expected finite numbers, got {token!r} at position {i + 1}")
+            raise CalibrationFileError(path, field, f"expected finite numbers, got {short_repr(token)} at position {i + 1}")
     return values
 
 
@@ -123,9 +133,11 @@ def parse_number(value: object, path: str, field: str, *, position: int | None =
     try:
         number = float(text)
     except ValueError:
-        raise CalibrationFileError(path, field, f"expected a number{where}, got malformed {value!r}") from None
+        raise CalibrationFileError(path, field, f"expected a number{where}, got malformed {short_repr(value)}") from None
+    except OverflowError:  # an int beyond float64 (YAML/JSON integers have no size limit)
+        raise CalibrationFileError(path, field, f"expected a number within float64 range{where}, got {short_repr(value)}") from None
     if not math.isfinite(number):
-        raise CalibrationFileError(path, field, f"expected a finite number{where}, got {value!r}")
+        raise CalibrationFileError(path, field, f"expected a finite number{where}, got {short_repr(value)}")
     return number
 
 
@@ -134,7 +146,7 @@ def parse_int(value: object, path: str, field: str, *, positive: bool = True) ->
     number = parse_number(value, path, field)
     if number != int(number) or (positive and number <= 0):
         kind = "a positive integer" if positive else "an integer"
-        raise CalibrationFileError(path, field, f"expected {kind}, got {value!r}")
+        raise CalibrationFileError(path, field, f"expected {kind}, got {short_repr(value)}")
     return int(number)
 
 
@@ -289,7 +301,28 @@ def load_yaml(text: str, path: str) -> object:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise CalibrationFileError(path, None, f"expected YAML, got {problem}{where}") from exc
+        raise CalibrationFileError(path, None, f"expected YAML, got {str(problem)[:SHORT_TEXT_CHARS]}{where}") from exc
+    except RecursionError as exc:
+        raise CalibrationFileError(path, None, f"expected YAML nested at most {MAX_NESTING} levels deep, got deeper nesting") from exc
+    except (ValueError, OverflowError, TypeError) as exc:  # e.g. an integer of more than 4300 digits
+        raise CalibrationFileError(path, None, f"expected YAML with representable values, got {str(exc)[:SHORT_TEXT_CHARS]}") from exc
+
+
+def load_json(text: str, path: str) -> object:
+    """``json.loads(text)`` with every failure as a :class:`CalibrationFileError`.
+
+    Raises:
+        CalibrationFileError: a syntax error, nesting deeper than the interpreter's recursion
+            limit (:data:`MAX_NESTING`), or an integer too long to convert (more than 4300 digits).
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CalibrationFileError(path, None, f"expected JSON, got a syntax error at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise CalibrationFileError(path, None, f"expected JSON nested at most {MAX_NESTING} levels deep, got deeper nesting") from exc
+    except (ValueError, OverflowError) as exc:  # int digits limit
+        raise CalibrationFileError(path, None, f"expected JSON with representable values, got {str(exc)[:SHORT_TEXT_CHARS]}") from exc
 
 
 def yaml_string(value: str) -> str:
@@ -316,5 +349,5 @@ def _describe(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return f"a list of {len(value)} items"
     if isinstance(value, dict):
-        return f"a mapping with keys {sorted(map(str, value))[:6]}"
-    return f"{type(value).__name__} {value!r}"
+        return f"a mapping with keys {short_repr(sorted(short_repr(key, 40) for key in value)[:6])}"
+    return f"{type(value).__name__} {short_repr(value)}"

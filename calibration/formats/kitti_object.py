@@ -36,7 +36,7 @@ import numpy as np
 
 from calibration.array_types import NDArrayFloat
 from calibration.checks import check_matrix
-from calibration.errors import CalibrationError, CalibrationFileError
+from calibration.errors import CalibrationError, CalibrationFileError, short_repr
 from calibration.formats._common import (
     DEFAULT_REORTHONORMALIZE_TOL,
     PathLike,
@@ -164,7 +164,7 @@ def parse_kitti_object_calib(
             notes.append(Unrepresented(key, "unknown key; ignored"))
             continue
         if canonical in values:
-            raise CalibrationFileError(path, key, f"given twice (as {canonical!r} and {key!r})")
+            raise CalibrationFileError(path, key, f"given twice (as {canonical!r} and {short_repr(key)})")
         values[canonical] = parse_number_tokens(line.tokens, path, key, _SIZES[canonical])
     for key in _SIZES:
         if key not in values and key != "Tr_imu_to_velo":

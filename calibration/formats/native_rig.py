@@ -43,10 +43,11 @@ from types import MappingProxyType
 from typing import Literal, Mapping
 
 from calibration.camera import DISTORTION_SIZES, CameraModel
-from calibration.errors import CalibrationError, CalibrationFileError
+from calibration.errors import CalibrationError, CalibrationFileError, short_repr
 from calibration.formats._common import (
     PathLike,
     Unrepresented,
+    load_json,
     load_yaml,
     parse_int,
     parse_number,
@@ -115,10 +116,7 @@ def read_rig(path: PathLike) -> NativeRig:
 def parse_rig(text: str, *, fmt: RigFileFormat = "yaml", path: str = "<string>") -> NativeRig:
     """Parse rig-file text in ``fmt``; see :func:`read_rig`."""
     if fmt == "json":
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise CalibrationFileError(path, None, f"expected JSON, got a syntax error at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+        doc = load_json(text, path)
     elif fmt == "yaml":
         doc = load_yaml(text, path)
     else:
@@ -126,10 +124,10 @@ def parse_rig(text: str, *, fmt: RigFileFormat = "yaml", path: str = "<string>")
     doc = require_mapping(doc, path, None)
     _no_unknown(doc, _TOP_KEYS, path, None)
     if doc.get("format") != FORMAT_NAME:
-        raise CalibrationFileError(path, "format", f"expected {FORMAT_NAME!r}, got {doc.get('format')!r}")
+        raise CalibrationFileError(path, "format", f"expected {FORMAT_NAME!r}, got {short_repr(doc.get('format'))}")
     version = doc.get("version")
     if isinstance(version, bool) or version != FORMAT_VERSION:
-        raise CalibrationFileError(path, "version", f"expected {FORMAT_VERSION}, got {version!r}")
+        raise CalibrationFileError(path, "version", f"expected {FORMAT_VERSION}, got {short_repr(version)}")
     description = _optional_str(doc, "description", path, "description")
     ego_frame = _optional_str(doc, "ego_frame", path, "ego_frame")
 
@@ -235,7 +233,7 @@ def _camera_model(entry: dict, path: str, where: str) -> CameraModel:
     _no_unknown(distortion, ("model", "coefficients"), path, f"{where}.distortion")
     model = parse_str(require_key(distortion, "model", path, f"{where}.distortion.model"), path, f"{where}.distortion.model")
     if model not in DISTORTION_SIZES:
-        raise CalibrationFileError(path, f"{where}.distortion.model", f"expected one of {sorted(DISTORTION_SIZES)}, got {model!r}")
+        raise CalibrationFileError(path, f"{where}.distortion.model", f"expected one of {sorted(DISTORTION_SIZES)}, got {short_repr(model)}")
     field_c = f"{where}.distortion.coefficients"
     coefficients = parse_number_list(require_key(distortion, "coefficients", path, field_c), path, field_c, DISTORTION_SIZES[model])
     try:
@@ -251,7 +249,7 @@ def _section(doc: dict, key: str, path: str) -> dict:
     section = require_mapping(value, path, key)
     for name in section:
         if not isinstance(name, str) or not name:
-            raise CalibrationFileError(path, key, f"expected sensor names as non-empty strings, got {name!r}")
+            raise CalibrationFileError(path, key, f"expected sensor names as non-empty strings, got {short_repr(name)}")
     return section
 
 

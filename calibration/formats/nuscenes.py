@@ -25,11 +25,12 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from calibration.array_types import NDArrayFloat
-from calibration.errors import CalibrationError, CalibrationFileError
+from calibration.errors import CalibrationError, CalibrationFileError, short_repr
 from calibration.formats._common import (
     PathLike,
     Unrepresented,
     camera_from_K,
+    load_json,
     parse_int,
     parse_number,
     parse_number_list,
@@ -183,7 +184,7 @@ def parse_nuscenes_calibrated_sensors(text: str, *, path: str = "<string>") -> N
         K = _intrinsic(raw_K, path, f"{where}.camera_intrinsic")
         sensor_token = parse_str(require_key(record, "sensor_token", path, f"{where}.sensor_token"), path, f"{where}.sensor_token")
         if token in records:
-            raise CalibrationFileError(path, f"{where}.token", f"expected unique tokens, got {token!r} twice")
+            raise CalibrationFileError(path, f"{where}.token", f"expected unique tokens, got {short_repr(token)} twice")
         records[token] = NuScenesCalibratedSensor(token, sensor_token, tuple(translation), tuple(rotation), K)  # type: ignore[arg-type]
         notes += [Unrepresented(f"{where}.{key}", "unknown key; ignored") for key in record if key not in _CALIBRATED_SENSOR_KEYS]
     return NuScenesTable(records, tuple(notes), path)
@@ -204,12 +205,12 @@ def parse_nuscenes_ego_poses(text: str, *, path: str = "<string>") -> NuScenesTa
         raw_time = require_key(record, "timestamp", path, f"{where}.timestamp")
         parse_number(raw_time, path, f"{where}.timestamp")
         if isinstance(raw_time, str):
-            raise CalibrationFileError(path, f"{where}.timestamp", f"expected a number, got str {raw_time!r}")
+            raise CalibrationFileError(path, f"{where}.timestamp", f"expected a number, got str {short_repr(raw_time)}")
         translation = parse_number_list(require_key(record, "translation", path, f"{where}.translation"), path, f"{where}.translation", 3)
         rotation = parse_number_list(require_key(record, "rotation", path, f"{where}.rotation"), path, f"{where}.rotation", 4)
         se3_from_wxyz(rotation, translation, path, f"{where}.rotation", QUATERNION_TOL)
         if token in records:
-            raise CalibrationFileError(path, f"{where}.token", f"expected unique tokens, got {token!r} twice")
+            raise CalibrationFileError(path, f"{where}.token", f"expected unique tokens, got {short_repr(token)} twice")
         records[token] = NuScenesEgoPose(token, raw_time, tuple(translation), tuple(rotation))  # type: ignore[arg-type]
         notes += [Unrepresented(f"{where}.{key}", "unknown key; ignored") for key in record if key not in _EGO_POSE_KEYS]
     return NuScenesTable(records, tuple(notes), path)
@@ -327,10 +328,7 @@ def write_nuscenes_ego_poses(records: Iterable[NuScenesEgoPose], path: PathLike)
 
 # ---------------------------------------------------------------------- helpers
 def _load_records(text: str, path: str) -> list:
-    try:
-        rows = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CalibrationFileError(path, None, f"expected JSON, got a syntax error at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    rows = load_json(text, path)
     if not isinstance(rows, list):
         raise CalibrationFileError(path, None, f"expected a JSON list of records, got {type(rows).__name__}")
     return rows

@@ -34,7 +34,7 @@ import numpy as np
 
 from calibration.array_types import NDArrayFloat
 from calibration.camera import CameraModel
-from calibration.errors import CalibrationFileError
+from calibration.errors import CalibrationFileError, short_repr
 from calibration.formats._common import (
     PathLike,
     Unrepresented,
@@ -105,7 +105,7 @@ def parse_opencv_yaml(text: str, *, path: str = "<string>") -> OpenCvCameraCalib
     if "distortion_model" in doc:
         name = parse_str(doc["distortion_model"], path, "distortion_model")
         if name not in _MODELS:
-            raise CalibrationFileError(path, "distortion_model", f"expected one of {sorted(_MODELS)}, got {name!r}")
+            raise CalibrationFileError(path, "distortion_model", f"expected one of {sorted(_MODELS)}, got {short_repr(name)}")
         model = _MODELS[name]
         if model == "pinhole" and np.any(coefficients):
             raise CalibrationFileError(path, D_key, "expected all-zero coefficients for distortion_model 'pinhole', got non-zero ones")
@@ -158,8 +158,8 @@ def _matrix(entry: object, path: str, key: str) -> NDArrayFloat:
     entry = require_mapping(entry, path, key)
     rows = parse_int(require_key(entry, "rows", path, f"{key}.rows"), path, f"{key}.rows", positive=False)
     cols = parse_int(require_key(entry, "cols", path, f"{key}.cols"), path, f"{key}.cols", positive=False)
-    dt = str(require_key(entry, "dt", path, f"{key}.dt"))
-    if dt not in _DTYPES:
-        raise CalibrationFileError(path, f"{key}.dt", f"expected a single-channel type {list(_DTYPES)}, got {dt!r}")
+    dt = require_key(entry, "dt", path, f"{key}.dt")
+    if not isinstance(dt, str) or dt not in _DTYPES:
+        raise CalibrationFileError(path, f"{key}.dt", f"expected a single-channel type {list(_DTYPES)}, got {short_repr(dt)}")
     data = parse_number_list(require_key(entry, "data", path, f"{key}.data"), path, f"{key}.data", rows * cols)
     return data.reshape(rows, cols)

@@ -26,7 +26,7 @@ import numpy as np
 from calibration.array_types import NDArrayFloat
 from calibration.camera import CameraModel
 from calibration.checks import check_matrix
-from calibration.errors import CalibrationFileError
+from calibration.errors import CalibrationFileError, short_repr
 from calibration.formats._common import (
     PathLike,
     Unrepresented,
@@ -103,7 +103,7 @@ def parse_ros_camera_info(text: str, *, path: str = "<string>") -> RosCameraInfo
     K = _matrix(doc, "camera_matrix", path, (3, 3))
     model_name = parse_str(require_key(doc, "distortion_model", path), path, "distortion_model")
     if model_name not in _TO_MODEL:
-        raise CalibrationFileError(path, "distortion_model", f"expected one of {sorted(_TO_MODEL)}, got {model_name!r}")
+        raise CalibrationFileError(path, "distortion_model", f"expected one of {sorted(_TO_MODEL)}, got {short_repr(model_name)}")
     coefficients = _matrix(doc, "distortion_coefficients", path, None).ravel()
     if model_name == "rational_polynomial" and len(coefficients) in (12, 14) and not np.any(coefficients[8:]):
         coefficients = coefficients[:8]  # trailing thin-prism / tilt terms that are all zero
