@@ -50,14 +50,7 @@ from av_pipeline.errors import ConfigError, LogFormatError
 from av_pipeline.readers.kitti import EARTH_RADIUS_M, OXTS_FIELDS
 from av_pipeline.records import CameraImage, Frame
 from calibration import SE3
-from calibration.formats.kitti_raw import (
-    KittiRawCalib,
-    KittiRawCamera,
-    KittiRawCamToCam,
-    KittiRawImuToVelo,
-    KittiRawVeloToCam,
-    write_kitti_raw_calib,
-)
+from calibration.formats.kitti_raw import KittiRawCalib, write_kitti_raw_calib
 from calibration.rig import SensorRig
 
 #: Default geographic origin of the world frame: Karlsruhe, where KITTI was recorded.
@@ -233,30 +226,9 @@ class KittiRawWriter:
         (self._drive_dir / "oxts" / "dataformat.txt").write_text(_OXTS_DATAFORMAT, encoding="utf-8")
 
     def _calibration(self) -> KittiRawCalib:
-        calib_time = "01-Jan-2024 00:00:00"
-        ego_SE3_lidar = self.rig.lidars[self.lidar]
-        cameras = dict(self.camera_folders)
-        reference = next((n for n, f in cameras.items() if f == "00"), next(iter(cameras), None))
-        if reference is None:
+        if not self.camera_folders:
             raise ConfigError("KITTI raw writer: the rig has no camera; calib_cam_to_cam.txt needs camera 00")
-        ego_SE3_cam00 = self.rig.cameras[reference].ego_SE3_camera
-        entries = {}
-        for name, folder in list(cameras.items()) + ([(reference, "00")] if "00" not in cameras.values() else []):
-            camera = self.rig.cameras[name]
-            model = camera.model
-            d = np.zeros(5)
-            d[: len(model.distortion)] = model.distortion
-            camera_SE3_cam00 = camera.ego_SE3_camera.inverse().compose(ego_SE3_cam00)
-            size = (model.width_px, model.height_px)
-            entries[folder] = KittiRawCamera(
-                size_px=size, K=model.K, D=d, camera_SE3_cam00=camera_SE3_cam00, rect_size_px=size,
-                R_rect=np.eye(3), P_rect=np.column_stack([model.K, np.zeros(3)]),
-            )  # fmt: skip
-        return KittiRawCalib(
-            KittiRawCamToCam(calib_time, 0.0995, entries),
-            KittiRawVeloToCam(calib_time, ego_SE3_cam00.inverse().compose(ego_SE3_lidar)),
-            KittiRawImuToVelo(calib_time, ego_SE3_lidar.inverse()),
-        )
+        return KittiRawCalib.from_rig(self.rig, camera_numbers=self.camera_folders, lidar=self.lidar)
 
     def write(self, frame: Frame) -> None:
         """Append one frame (its index in the drive is the number of frames written before).

@@ -36,6 +36,7 @@ from calibration.formats.kitti_object import (
     write_kitti_object_calib,
 )
 from calibration.formats.kitti_raw import (
+    KITTI_RAW_VIEWS,
     KittiRawCalib,
     KittiRawCamera,
     KittiRawCamToCam,
@@ -44,6 +45,7 @@ from calibration.formats.kitti_raw import (
     format_kitti_raw_cam_to_cam,
     format_kitti_raw_imu_to_velo,
     format_kitti_raw_velo_to_cam,
+    kitti_raw_view_for,
     parse_kitti_raw_cam_to_cam,
     parse_kitti_raw_imu_to_velo,
     parse_kitti_raw_velo_to_cam,
@@ -98,6 +100,7 @@ __all__ = [
     "read_any_rig",
     "KITTI_CAMERAS",
     "KITTI_LIDAR",
+    "KITTI_RAW_VIEWS",
     "KittiObjectCalib",
     "KittiRawCalib",
     "KittiRawCamToCam",
@@ -122,6 +125,7 @@ __all__ = [
     "format_opencv_yaml",
     "format_pjlab_calib_txt",
     "format_rig",
+    "kitti_raw_view_for",
     "format_ros_camera_info",
     "parse_kitti_object_calib",
     "parse_kitti_raw_cam_to_cam",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from calibration.camera import CameraModel
-from calibration.errors import CalibrationFileError
+from calibration.errors import CalibrationError, CalibrationFileError
 from calibration.formats._common import PathLike, Unrepresented
 from calibration.rig import RigCamera, SensorRig
 from calibration.se3 import SE3
@@ -44,11 +44,13 @@ def detect_format(path: PathLike, head: str | None = None) -> str:
     """
     p = Path(path)
     if p.is_dir():
-        if (p / "calib_cam_to_cam.txt").is_file():
-            return "kitti_raw"
+        if (p / "calib_cam_to_cam.txt").is_file() or (p.parent / "calib_cam_to_cam.txt").is_file():
+            return "kitti_raw"  # a recording-day folder, or a drive folder in one
         if (p / "calibrated_sensor.json").is_file() or any(p.glob("*/calibrated_sensor.json")):
             return "nuscenes"
-        raise CalibrationFileError(path, None, "a directory without calib_cam_to_cam.txt or calibrated_sensor.json")
+        raise CalibrationFileError(
+            path, None, "a directory without calib_cam_to_cam.txt (nor in its parent) or calibrated_sensor.json"
+        )
     if head is None:
         try:
             with open(p, encoding="utf-8", errors="replace") as handle:
@@ -94,18 +96,31 @@ def _first_nuscenes_sample(root: Path) -> tuple[str, Path]:
     return first[1], tables
 
 
-def read_any_rig(path: PathLike, fmt: str | None = None, *, image_size_px: tuple[int, int] | None = None) -> AnyRig:
+def read_any_rig(
+    path: PathLike,
+    fmt: str | None = None,
+    *,
+    image_size_px: tuple[int, int] | None = None,
+    kitti_raw_view: str | None = None,
+) -> AnyRig:
     """Read a calibration file (or KITTI raw / nuScenes directory) of any supported format.
 
     Args:
-        path: the file or directory.
+        path: the file or directory (for KITTI raw: the recording-day folder, a drive
+            folder in it, or one of its calibration files).
         fmt: force a format (see :data:`RIG_FORMATS`); guessed with :func:`detect_format` if ``None``.
         image_size_px: ``(width, height)`` for formats that do not record it (KITTI object,
             PJLab). Without it, KITTI object uses 1242x375 and PJLab 1920x1200, noted in
             ``unrepresented``.
+        kitti_raw_view: KITTI raw only: ``"unrectified"`` (``K_xx``, ``D_xx``, ``R_xx``,
+            ``T_xx``) or ``"rectified"`` (``P_rect_xx``) cameras; default
+            :func:`~calibration.formats.kitti_raw.kitti_raw_view_for` ``(path)``, the view the
+            drive's images have (unrectified unless every drive is ``*_sync``). The view is
+            a ``"camera view"`` note in ``unrepresented``, with the keys it ignores.
 
     Raises:
         CalibrationFileError: unreadable or invalid file (see the format's reader).
+        CalibrationError: an unknown ``kitti_raw_view``.
     """
     from calibration import formats
 
@@ -129,9 +144,34 @@ def read_any_rig(path: PathLike, fmt: str | None = None, *, image_size_px: tuple
         result = formats.read_kitti_object_calib(path)
         rig = result.to_rig(size((1242, 375)))
     elif fmt == "kitti_raw":
+        from calibration.formats.kitti_raw import CAM_TO_CAM_FILE, KITTI_RAW_VIEWS, kitti_raw_view_for
+
+        view = kitti_raw_view or kitti_raw_view_for(path)
+        if view not in KITTI_RAW_VIEWS:
+            raise CalibrationError(f"kitti_raw_view: expected one of {list(KITTI_RAW_VIEWS)}, got {view!r}")
         folder = Path(path) if Path(path).is_dir() else Path(path).parent
+        if not (folder / CAM_TO_CAM_FILE).is_file() and (folder.parent / CAM_TO_CAM_FILE).is_file():
+            folder = folder.parent  # a drive folder: the calibration is the recording day's
         result = formats.read_kitti_raw_calib(folder)
-        rig = result.to_rig()
+        rectified = view == "rectified"
+        rig = result.to_rig(rectified=rectified)
+        chosen = "default for this path" if kitti_raw_view is None else "as asked"
+        notes.append(
+            Unrepresented(
+                "camera view",
+                (
+                    "rectified: P_rect_xx, S_rect_xx, R_rect_00 (the images of *_sync drives)"
+                    if rectified
+                    else "unrectified: K_xx, D_xx, S_xx, R_xx, T_xx (the images of *_extract drives)"
+                )
+                + f", {chosen}",
+            )
+        )
+        view_notes = result.view_notes(rectified=rectified)
+        # The parser's own R_rect_xx notes assume the rectified view; the unrectified one ignores them all.
+        ignored = {key for note in view_notes for key in note.field.split(", ")}
+        file_notes = tuple(note for note in result.unrepresented if note.field.rpartition(": ")[2] not in ignored)
+        notes.extend(view_notes)
     elif fmt == "nuscenes":
         token, tables = _first_nuscenes_sample(Path(path))
         notes.append(Unrepresented("sample", f"the rig of the first sample ({token}); other samples may differ"))
@@ -148,4 +188,6 @@ def read_any_rig(path: PathLike, fmt: str | None = None, *, image_size_px: tuple
         rig = result.to_rig(size((1920, 1200)))
     else:
         raise CalibrationFileError(path, "format", f"expected one of {list(RIG_FORMATS)}, got {fmt!r}")
-    return AnyRig(rig, fmt, tuple(getattr(result, "unrepresented", ())) + tuple(notes))
+    if fmt != "kitti_raw":
+        file_notes = tuple(getattr(result, "unrepresented", ()))
+    return AnyRig(rig, fmt, file_notes + tuple(notes))

@@ -18,6 +18,12 @@ for ``xx`` = ``00`` .. ``03``; ``calib_velo_to_cam.txt``: ``calib_time``, ``R`` 
 
 A velodyne point reaches rectified image ``xx`` through
 ``P_rect_xx @ R_rect_00 @ [R | T]_velo_to_cam``.
+
+Two views of the same files: the **unrectified** cameras (``K_xx``, ``D_xx``, ``S_xx``,
+``R_xx``, ``T_xx``: the images of ``*_extract`` drives, and of drives written by
+:mod:`av_pipeline.writers.kitti_raw`) and the **rectified** ones (``P_rect_xx``, ``S_rect_xx``,
+``R_rect_00``: the images of ``*_sync`` drives). :func:`kitti_raw_view_for` picks the one
+that matches a drive folder, as the KITTI raw log reader does.
 """
 
 from __future__ import annotations
@@ -50,6 +56,11 @@ from calibration.formats._keyed_text import KeyedLine, split_keyed_lines
 from calibration.formats.kitti_object import KITTI_LIDAR, projection_notes
 from calibration.rig import RigCamera, SensorRig
 from calibration.se3 import SE3
+
+#: The two camera views of a KITTI raw calibration (see the module docstring).
+KITTI_RAW_VIEWS = ("unrectified", "rectified")
+#: Default KITTI camera numbers for rig cameras not named ``image_xx``: the colour pair first.
+_DEFAULT_CAMERA_NUMBERS = ("02", "03", "01", "00")
 
 CAM_TO_CAM_FILE = "calib_cam_to_cam.txt"
 VELO_TO_CAM_FILE = "calib_velo_to_cam.txt"
@@ -166,6 +177,90 @@ class KittiRawCalib:
             notes += [Unrepresented(f"{name}: {note.field}", note.reason) for note in part.unrepresented]
         return tuple(notes)
 
+    @classmethod
+    def from_rig(
+        cls,
+        rig: SensorRig,
+        *,
+        camera_numbers: Mapping[str, str] | None = None,
+        lidar: str | None = None,
+        calib_time: str = "01-Jan-2024 00:00:00",
+        corner_dist_m: float = 0.0995,
+    ) -> KittiRawCalib:
+        """The calibration files of ``rig``: unrectified cameras, velodyne = ``lidar``, IMU = ego.
+
+        Each camera is written with its ``K``, distortion (``D`` = ``k1 k2 p1 p2 k3``, zero
+        padded) and image size; ``R_xx, T_xx`` place it relative to camera ``00``. The
+        rectification keys say "no rectification" (``R_rect = I``, ``P_rect = [K | 0]``,
+        ``S_rect = S``), so read the result back with the unrectified view
+        (``to_rig(rectified=False)``). When no rig camera is numbered ``00``, the first
+        camera is written as ``00`` too (the file's reference).
+
+        Args:
+            rig: cameras with the ``pinhole`` or ``radtan`` model (at most 5 coefficients)
+                and at least one LiDAR.
+            camera_numbers: rig camera name -> ``"00"`` .. ``"03"``; default: cameras named
+                ``image_xx`` keep ``xx``, the others take ``02``, ``03``, ``01``, ``00`` in
+                rig order. Cameras left out are not written.
+            lidar: the LiDAR that plays the velodyne (default: the rig's first).
+
+        Raises:
+            CalibrationError: no LiDAR or no camera, more than four cameras, a camera model
+                KITTI cannot hold, or a bad ``camera_numbers`` mapping.
+        """
+        if not rig.lidars:
+            raise CalibrationError("KITTI raw calibration: the rig has no LiDAR; the files are relative to the velodyne")
+        lidar = lidar or rig.lidar_names[0]
+        if lidar not in rig.lidars:
+            raise CalibrationError(f"lidar: {lidar!r} is not in the rig {list(rig.lidar_names)}")
+        numbers = dict(camera_numbers) if camera_numbers is not None else _default_camera_numbers(rig)
+        if not numbers:
+            raise CalibrationError("KITTI raw calibration: the rig has no camera; calib_cam_to_cam.txt needs camera 00")
+        values = list(numbers.values())
+        if len(set(values)) != len(values) or not set(values) <= {"00", "01", "02", "03"}:
+            raise CalibrationError(f"camera_numbers: expected distinct values among 00..03, got {numbers}")
+        for name in numbers:
+            if name not in rig.cameras:
+                raise CalibrationError(f"camera_numbers: {name!r} is not a rig camera {list(rig.camera_names)}")
+            model = rig.cameras[name].model
+            if model.distortion_model not in ("pinhole", "radtan") or len(model.distortion) > 5:
+                raise CalibrationError(
+                    f"camera {name!r}: KITTI raw stores radial-tangential distortion with 5 coefficients, "
+                    f"got {model.distortion_model} with {len(model.distortion)}"
+                )
+        reference = next((n for n, xx in numbers.items() if xx == "00"), next(iter(numbers)))
+        ego_SE3_cam00 = rig.cameras[reference].ego_SE3_camera
+        entries = {}
+        for name, xx in list(numbers.items()) + ([(reference, "00")] if "00" not in values else []):
+            camera = rig.cameras[name]
+            model = camera.model
+            D = np.zeros(5)
+            D[: len(model.distortion)] = model.distortion
+            size = (model.width_px, model.height_px)
+            entries[xx] = KittiRawCamera(
+                size_px=size, K=model.K, D=D, camera_SE3_cam00=camera.ego_SE3_camera.inverse().compose(ego_SE3_cam00),
+                rect_size_px=size, R_rect=np.eye(3), P_rect=np.column_stack([model.K, np.zeros(3)]),
+            )  # fmt: skip
+        ego_SE3_lidar = rig.lidars[lidar]
+        return cls(
+            KittiRawCamToCam(calib_time, corner_dist_m, entries),
+            KittiRawVeloToCam(calib_time, ego_SE3_cam00.inverse().compose(ego_SE3_lidar)),
+            KittiRawImuToVelo(calib_time, ego_SE3_lidar.inverse()),
+        )
+
+    def view_notes(self, *, rectified: bool) -> tuple[Unrepresented, ...]:
+        """What a rig of one view ignores: one note per key that describes the other view,
+        its field listing the key for every camera (``"P_rect_00, P_rect_01, ..."``)."""
+        keys = ("S_rect", "R_rect", "P_rect") if not rectified else ("S", "K", "D", "R", "T")
+        view, other = ("rectified", "unrectified") if rectified else ("unrectified", "rectified")
+        return tuple(
+            Unrepresented(
+                ", ".join(f"{key}_{xx}" for xx in self.cam_to_cam.cameras),
+                f"ignored: describes the {other} cameras, this rig is the {view} view",
+            )
+            for key in keys
+        )
+
     def to_rig(self, *, rectified: bool = True) -> SensorRig:
         """A rig with ego = the velodyne frame, cameras ``image_00`` .. ``image_03``, LiDAR ``velodyne``.
 
@@ -191,6 +286,40 @@ class KittiRawCalib:
                 cam_SE3_velo = camera.camera_SE3_cam00.compose(cam00_SE3_velo)
             cameras[f"image_{xx}"] = RigCamera(model, cam_SE3_velo.inverse())
         return SensorRig(cameras=cameras, lidars={KITTI_LIDAR: SE3.identity()})
+
+
+def kitti_raw_view_for(path: PathLike) -> str:
+    """The camera view (one of :data:`KITTI_RAW_VIEWS`) whose images a KITTI raw path holds.
+
+    A drive folder ``*_sync`` holds rectified images and ``*_extract`` unrectified ones (the
+    KITTI raw log reader decides the same way). A recording-day folder (or a file in it)
+    whose drive folders are all ``*_sync`` gets ``"rectified"``; anything else, a folder
+    with only the calibration files included, gets ``"unrectified"``: the cameras as they
+    are, with their distortion and their own extrinsics.
+    """
+    p = Path(path)
+    if p.is_dir() and "_drive_" in p.name:
+        return "unrectified" if p.name.endswith("_extract") else "rectified"
+    day = p if p.is_dir() else p.parent
+    drives = [d.name for d in day.iterdir() if d.is_dir() and "_drive_" in d.name] if day.is_dir() else []
+    return "rectified" if drives and all(name.endswith("_sync") for name in drives) else "unrectified"
+
+
+def _default_camera_numbers(rig: SensorRig) -> dict[str, str]:
+    numbers = {}
+    for name in rig.camera_names:
+        prefix, _, number = name.partition("_")  # image_02 (KITTI raw) or image_2 (KITTI object)
+        xx = f"{int(number):02d}" if prefix == "image" and number.isdigit() and int(number) <= 3 else None
+        if xx is not None and xx not in numbers.values():
+            numbers[name] = xx
+    free = [xx for xx in _DEFAULT_CAMERA_NUMBERS if xx not in numbers.values()]
+    others = [name for name in rig.camera_names if name not in numbers]
+    if len(others) > len(free):
+        raise CalibrationError(
+            f"KITTI raw holds at most 4 cameras (00..03), the rig has {len(rig.camera_names)}: {list(rig.camera_names)}"
+        )
+    numbers.update(zip(others, free))
+    return {name: numbers[name] for name in rig.camera_names}
 
 
 # ---------------------------------------------------------------------- reading
