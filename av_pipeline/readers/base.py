@@ -116,6 +116,7 @@ BUILTIN_READER_MODULES: tuple[str, ...] = (
     "av_pipeline.readers.mcap_log",
     "av_pipeline.readers.rosbag",
     "av_pipeline.readers.pcd",
+    "av_pipeline.readers.av2",
 )
 
 
