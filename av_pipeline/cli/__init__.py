@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "calib": "av_pipeline.cli.calib:CalibCommand",
     "ingest": "av_pipeline.cli.ingest:IngestCommand",
     "simulate": "av_pipeline.cli.simulate:SimulateCommand",
+    "train": "av_pipeline.cli.train:TrainCommand",
 }
 
 
