@@ -10,7 +10,13 @@ unit test, a benchmark or a notebook::
             rows = [frame_index_row(ref, reader.load_frame(ref)) for ref in kept]
 
 The frame index has one row per valid frame; :data:`INDEX_COLUMNS` documents its columns
-and :func:`index_schema` gives the matching Arrow schema.
+and :func:`index_schema` gives the matching Arrow schema. :func:`frame_index_row` checks that
+the row converts to that schema, so one frame's values can never fail the Parquet write.
+
+Log ids must be unique per job: :func:`disambiguate_log_ids` renames ids that two logs share
+(``drive`` from ``a/drive.mcap`` and ``b/drive.mcap`` become ``drive@a/drive.mcap`` and
+``drive@b/drive.mcap``). File names that are not UTF-8 are written with backslash escapes
+(:func:`display_text`).
 """
 
 from __future__ import annotations
@@ -21,15 +27,18 @@ import json
 import os
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from av_pipeline.errors import ConfigError
+from av_pipeline.errors import ConfigError, short_repr
 from av_pipeline.records import Frame, FrameRef
-from av_pipeline.validate import FrameStats, split_out_of_order, validate_frame
+from av_pipeline.validate import FrameStats, FrameValidationError, split_out_of_order, validate_frame
 
 if TYPE_CHECKING:  # pyarrow is imported only where a schema is built
     import pyarrow as pa
 
 __all__ = [
     "INDEX_COLUMNS",
+    "check_index_row",
+    "disambiguate_log_ids",
+    "display_text",
     "expand_log_patterns",
     "frame_index_row",
     "import_reader_modules",
@@ -160,11 +169,12 @@ def frame_index_row(ref: FrameRef, frame: Frame) -> dict[str, Any]:
         A dict with exactly the keys of :data:`INDEX_COLUMNS`.
 
     Raises:
-        FrameValidationError: the frame breaks a rule of :mod:`av_pipeline.validate`.
+        FrameValidationError: the frame breaks a rule of :mod:`av_pipeline.validate`, or a
+            value does not fit its index column (check ``index_row``).
     """
     stats: FrameStats = validate_frame(frame, ref)
     pose = frame.world_SE3_ego
-    return {
+    row = {
         "log_id": frame.log_id,
         "timestamp_ns": frame.timestamp_ns,
         "frame_index": ref.index,
@@ -181,6 +191,91 @@ def frame_index_row(ref: FrameRef, frame: Frame) -> dict[str, Any]:
         "log_uri": ref.log_uri,
         "reader": ref.reader,
     }
+    for column in ("log_id", "source_uri", "log_uri", "reader"):
+        row[column] = display_text(row[column])
+    for column in ("lidar_names", "camera_names"):
+        row[column] = [display_text(name) for name in row[column]]
+    return check_index_row(row, frame.source_uri or ref.log_uri)
+
+
+def display_text(text: str) -> str:
+    """``text`` as valid UTF-8: undecodable bytes of a file name (``surrogateescape``) become ``\\xNN``.
+
+    >>> import os
+    >>> display_text(os.fsdecode(b"cloud_\\xff.pcd"))
+    'cloud_\\\\xff.pcd'
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")  # the file name's own bytes
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace")
+
+
+def check_index_row(row: dict[str, Any], path: object = "<row>") -> dict[str, Any]:
+    """Check that ``row`` converts to :func:`index_schema` (so the Parquet write cannot fail on it).
+
+    Returns:
+        ``row`` unchanged.
+
+    Raises:
+        FrameValidationError: check ``index_row``, naming the first column that does not fit
+            (an int beyond int64/int32, a string that is not UTF-8, a wrong type).
+    """
+    import pyarrow as pa
+
+    schema = index_schema()
+    for field in schema:
+        try:
+            pa.array([row.get(field.name)], type=field.type)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError, UnicodeError) as exc:
+            raise FrameValidationError(
+                path, field.name, f"value {short_repr(row.get(field.name))} does not fit the index column ({field.type}): {str(exc)[:200]}", "index_row"
+            ) from exc
+        if row.get(field.name) is None and not field.nullable:
+            raise FrameValidationError(path, field.name, f"expected a value for the non-null index column ({field.type}), got None", "index_row")
+    return row
+
+
+def disambiguate_log_ids(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """New log ids for ids that several logs of one job share.
+
+    Args:
+        pairs: ``(log_id, log_uri)`` of every listed log (a log with several ids, such as a
+            nuScenes root with several scenes, gives several pairs; repeats are fine).
+
+    Returns:
+        ``(log_id, log_uri) -> new log_id`` for the colliding pairs only: the id, ``@`` and
+        the log's path relative to the deepest folder the colliding logs share. Pairs not in
+        the result keep their id.
+
+    >>> disambiguate_log_ids([("drive", "/d/a/drive.mcap"), ("drive", "/d/b/drive.mcap"), ("x", "/d/x.pcd")])
+    {('drive', '/d/a/drive.mcap'): 'drive@a/drive.mcap', ('drive', '/d/b/drive.mcap'): 'drive@b/drive.mcap'}
+    """
+    uris_of: dict[str, set[str]] = {}
+    for log_id, log_uri in pairs:
+        uris_of.setdefault(log_id, set()).add(log_uri)
+    taken = set(uris_of)
+    renamed: dict[tuple[str, str], str] = {}
+    for log_id, uris in sorted(uris_of.items()):
+        if len(uris) < 2:
+            continue
+        try:
+            common = os.path.commonpath(sorted(uris))
+        except ValueError:  # mixed absolute and relative paths
+            common = ""
+        for uri in sorted(uris):
+            suffix = os.path.relpath(uri, common) if common and uri != common else uri
+            new_id = f"{log_id}@{suffix}"
+            while new_id in taken:
+                new_id += "~"
+            taken.add(new_id)
+            renamed[(log_id, uri)] = new_id
+    return renamed
 
 
 def index_sort_key(row: Mapping[str, Any]) -> tuple[str, int, str]:

@@ -7,6 +7,9 @@ whose ``check`` names the rule that failed and whose message names the file and 
 Rules (one ``check`` name each):
 
 - ``key_mismatch``: the frame's ``(log_id, timestamp_ns)`` differs from the ref it was loaded for.
+- ``timestamp_range``: a frame, sweep or image time outside
+  ``[MIN_TIMESTAMP_NS, MAX_TIMESTAMP_NS]`` (the log clock's zero to 2100-01-01 UTC, well inside
+  int64 nanoseconds).
 - ``empty_frame``: no LiDAR sweep and no camera image.
 - ``points_shape``: points not ``(N, C)`` with ``C >= 3`` float32 (``x, y, z`` first).
 - ``empty_sweep``: a sweep with zero points.
@@ -14,6 +17,10 @@ Rules (one ``check`` name each):
 - ``image_decode``: image bytes that do not decode (each image is decoded once).
 - ``image_size``: decoded size differs from the declared size or from the camera model's.
 - ``non_finite_pose``: NaN or inf in ``world_SE3_ego``.
+- ``box_values``: annotation or onboard boxes with a negative ``num_lidar_points`` or a
+  non-finite centre, size or yaw.
+- ``index_row``: a value the frame index cannot hold (a name that is not UTF-8, an integer
+  beyond its column's type); see :func:`av_pipeline.ingest.check_index_row`.
 - ``timestamp_order``: within a log, a frame whose timestamp is not after every earlier
   frame's (see :func:`split_out_of_order`; checked on the listed refs, before loading).
 
@@ -32,14 +39,21 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from av_pipeline.errors import LogFormatError
+from av_pipeline.errors import LogFormatError, short_repr
 from av_pipeline.records import CameraImage, Frame, FrameRef, LidarSweep
 
 _BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 
+#: Earliest accepted time: the log clock's zero (logs with relative clocks start there).
+MIN_TIMESTAMP_NS = 0
+#: Latest accepted time: 2100-01-01T00:00:00Z. A later time is a unit or parsing error (and
+#: times past 2262 do not fit int64 nanoseconds at all).
+MAX_TIMESTAMP_NS = 4_102_444_800 * 1_000_000_000
+
 #: The ``check`` names a :class:`FrameValidationError` can carry.
 CHECKS = (
     "key_mismatch",
+    "timestamp_range",
     "empty_frame",
     "points_shape",
     "empty_sweep",
@@ -47,8 +61,34 @@ CHECKS = (
     "image_decode",
     "image_size",
     "non_finite_pose",
+    "box_values",
+    "index_row",
     "timestamp_order",
 )
+
+
+def timestamp_in_range(timestamp_ns: object) -> bool:
+    """True for an integer time in ``[MIN_TIMESTAMP_NS, MAX_TIMESTAMP_NS]`` (bools are not times).
+
+    >>> timestamp_in_range(1_532_402_927_647_951_000), timestamp_in_range(-1), timestamp_in_range(10 ** 30)
+    (True, False, False)
+    """
+    if isinstance(timestamp_ns, bool) or not isinstance(timestamp_ns, (int, np.integer)):
+        return False
+    return MIN_TIMESTAMP_NS <= int(timestamp_ns) <= MAX_TIMESTAMP_NS
+
+
+def check_timestamp_ns(timestamp_ns: object, path: object, field: str) -> int:
+    """``timestamp_ns`` as an int when :func:`timestamp_in_range`, else a :class:`LogFormatError`.
+
+    Readers call this where they turn a stored time into nanoseconds, so an absurd time
+    (a PCD time field of 1e30 s, a year-2300 KITTI timestamp) fails there, naming the field.
+    """
+    if not timestamp_in_range(timestamp_ns):
+        raise LogFormatError(
+            path, field, f"expected a time in [{MIN_TIMESTAMP_NS}, {MAX_TIMESTAMP_NS}] ns (up to 2100-01-01 UTC), got {short_repr(timestamp_ns)}"
+        )
+    return int(timestamp_ns)  # type: ignore[arg-type]
 
 
 class FrameValidationError(LogFormatError):
@@ -102,15 +142,47 @@ def validate_frame(frame: Frame, ref: FrameRef | None = None) -> FrameStats:
         raise FrameValidationError(
             frame_path, "key", f"expected (log_id, timestamp_ns) {ref.key} from the frame list, loaded {frame.key}", "key_mismatch"
         )
+    _check_times(frame, frame_path)
     if not frame.lidars and not frame.images:
-        raise FrameValidationError(frame_path, None, "frame has no LiDAR sweep and no camera image", "empty_frame")
+        raise FrameValidationError(frame_path, "sensors", "frame has no LiDAR sweep and no camera image", "empty_frame")
     lidar_num_points = {name: _check_sweep(sweep, frame_path) for name, sweep in frame.lidars.items()}
     image_sizes_px = {name: _check_image(image, frame, frame_path) for name, image in frame.images.items()}
     if frame.world_SE3_ego is not None:
         pose = frame.world_SE3_ego
         if not (np.isfinite(pose.rotation).all() and np.isfinite(pose.translation).all()):
             raise FrameValidationError(frame_path, "world_SE3_ego", "pose has NaN or inf entries", "non_finite_pose")
+    if frame.annotations is not None:
+        _check_boxes(frame.annotations, frame_path, "annotations")
+    if frame.onboard is not None:
+        _check_boxes(frame.onboard.cuboids, frame_path, "onboard cuboids")
     return FrameStats(lidar_num_points, image_sizes_px)
+
+
+def _check_times(frame: Frame, frame_path: str) -> None:
+    stamped = [("timestamp_ns", frame.timestamp_ns)]
+    stamped += [(f"lidar '{name}' timestamp_ns", sweep.timestamp_ns) for name, sweep in frame.lidars.items()]
+    stamped += [(f"camera '{name}' timestamp_ns", image.timestamp_ns) for name, image in frame.images.items()]
+    for field, value in stamped:
+        if not timestamp_in_range(value):
+            raise FrameValidationError(
+                frame_path,
+                field,
+                f"expected a time in [{MIN_TIMESTAMP_NS}, {MAX_TIMESTAMP_NS}] ns (up to 2100-01-01 UTC), got {short_repr(value)}",
+                "timestamp_range",
+            )
+
+
+def _check_boxes(boxes: object, frame_path: str, what: str) -> None:
+    counts = getattr(boxes, "num_lidar_points", None)
+    if counts is not None and len(counts) and int(np.min(counts)) < 0:
+        bad = np.flatnonzero(np.asarray(counts) < 0)
+        raise FrameValidationError(
+            frame_path, f"{what} num_lidar_points", f"expected counts >= 0, got {int(counts[bad[0]])} for box {int(bad[0])} ({len(bad)} negative)", "box_values"
+        )
+    for name in ("centers_m", "sizes_m", "yaws_rad"):
+        values = getattr(boxes, name, None)
+        if values is not None and np.size(values) and not np.isfinite(np.asarray(values, dtype=np.float64)).all():
+            raise FrameValidationError(frame_path, f"{what} {name}", "boxes have NaN or inf values", "box_values")
 
 
 def _check_sweep(sweep: LidarSweep, frame_path: str) -> int:

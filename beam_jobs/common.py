@@ -23,14 +23,15 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineResult, PipelineState
 
-from av_pipeline.errors import AVPipelineError, ConfigError
+from av_pipeline.errors import AVPipelineError, ConfigError, cap_message
+from av_pipeline.ingest import display_text
 
 #: Name of the tagged output every job sends its failures to.
 DEAD_LETTER_TAG = "dead_letters"
 
 #: Dead-letter record fields: name -> (JSON type, meaning). One JSON object per line.
 DEAD_LETTER_FIELDS: dict[str, tuple[str, str]] = {
-    "stage": ("string", "job step that failed: ingest uses list | order | load | validate"),
+    "stage": ("string", "job step that failed: ingest uses list | entry | order | load | validate"),
     "log_uri": ("string", "the log the record belongs to"),
     "log_id": ("string | null", "log identifier (null when the log could not be opened)"),
     "frame_index": ("int | null", "position in the log's frame list (null for a whole-log failure)"),
@@ -38,8 +39,8 @@ DEAD_LETTER_FIELDS: dict[str, tuple[str, str]] = {
     "error_type": ("string", "exception class name, e.g. LogFormatError, FrameValidationError"),
     "expected": ("bool", "true: the product rejected bad input on purpose; false: an unexpected exception (likely a bug)"),
     "check": ("string | null", "validation rule that failed (FrameValidationError only)"),
-    "path": ("string | null", "the file at fault when the error names one"),
-    "field": ("string | null", "the field, sensor or key at fault when the error names one"),
+    "path": ("string", "the file at fault (the error's own path, else the log uri); names that are not UTF-8 are \\xNN-escaped"),
+    "field": ("string", "the field, sensor, topic or key at fault (\"log\" / \"frame\" when the error blames the whole log or frame)"),
     "message": ("string", "the full error message (names file and field)"),
 }
 
@@ -56,6 +57,55 @@ class JobAccountingError(AVPipelineError, RuntimeError):
 
 class JobFailedError(AVPipelineError, RuntimeError):
     """The runner reports that the job ended in another state than DONE (failed, cancelled)."""
+
+
+class DeadLetterThresholdError(AVPipelineError, RuntimeError):
+    """The job ran and wrote all its outputs, but dead-lettered more input than allowed.
+
+    Attributes:
+        summary: the job's summary (also in ``summary.json``).
+    """
+
+    def __init__(self, message: str, summary: Any) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+#: Exit codes of the job entry points (``avp ingest``, ``python -m beam_jobs.ingest``).
+EXIT_CODES: dict[int, str] = {
+    0: "success: outputs written, dead letters within --max_dead_letter_fraction",
+    1: "error before or while running: bad options or paths, earlier results without --overwrite, a failed runner",
+    2: "command-line usage error: an unknown or malformed option",
+    3: "the job finished and wrote the index, dead letters and summary, but dead-lettered more than "
+    "--max_dead_letter_fraction of its input (default: nothing was indexed)",
+    4: "accounting error: frames in != indexed + dead-lettered (a bug, please report it)",
+}
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The :data:`EXIT_CODES` code for an error a job entry point caught."""
+    if isinstance(error, DeadLetterThresholdError):
+        return 3
+    if isinstance(error, JobAccountingError):
+        return 4
+    return 1
+
+
+def unknown_pipeline_args(argv: Iterable[str]) -> list[str]:
+    """Arguments no ``PipelineOptions`` class (Beam's runners' or this product's) declares.
+
+    Beam only logs such arguments ("Discarding unparseable args") and goes on, so a typo
+    (``--out_dir``) would be ignored; job entry points refuse them instead. Parses as Beam's
+    ``PipelineOptions.get_all_options`` does (every direct subclass, no abbreviations).
+    """
+    from apache_beam.options.pipeline_options import _BeamArgumentParser
+
+    parser = _BeamArgumentParser(allow_abbrev=False)
+    classes = {str(cls): cls for cls in PipelineOptions.__subclasses__()}
+    for cls in classes.values():
+        cls._add_argparse_args(parser)  # noqa: SLF001 - the Beam way to declare options
+    _, unknown = parser.parse_known_args(list(argv))
+    return unknown
 
 
 class OutputOptions(PipelineOptions):
@@ -166,30 +216,39 @@ def dead_letter(
 
     For an unexpected exception (not an :class:`AVPipelineError`) the message also says
     where it was raised, since its text alone (``'velodyne'`` for a ``KeyError``) rarely
-    names the problem.
+    names the problem. Every record names a file (the error's, else the log) and a field
+    (the error's, else ``"log"`` for a whole-log stage or ``"frame"``); strings are made
+    valid UTF-8 (:func:`~av_pipeline.ingest.display_text`) and the message is capped.
     """
     expected = isinstance(error, AVPipelineError)
-    message = str(error) or type(error).__name__
+    message = _safe_str(error) or type(error).__name__
     if not expected:
         frames = traceback.extract_tb(error.__traceback__)
         if frames:
             last = frames[-1]
             message += f" (raised at {last.filename}:{last.lineno} in {last.name})"
-    path = getattr(error, "path", None) or getattr(error, "filename", None)
-    field = getattr(error, "field", None)
+    path = getattr(error, "path", None) or getattr(error, "filename", None) or log_uri
+    field = getattr(error, "field", None) or ("log" if stage in ("list",) else "frame")
     return {
         "stage": stage,
-        "log_uri": log_uri,
-        "log_id": log_id,
+        "log_uri": display_text(str(log_uri)),
+        "log_id": None if log_id is None else display_text(str(log_id)),
         "frame_index": None if frame_index is None else int(frame_index),
         "timestamp_ns": None if timestamp_ns is None else int(timestamp_ns),
         "error_type": type(error).__name__,
         "expected": expected,
         "check": getattr(error, "check", None),
-        "path": None if path is None else str(path),
-        "field": None if field is None else str(field),
-        "message": message,
+        "path": display_text(os.fsdecode(path) if isinstance(path, bytes) else str(path)),
+        "field": display_text(str(field)),
+        "message": display_text(cap_message(message)),
     }
+
+
+def _safe_str(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not lose the dead letter
+        return f"<{type(error).__name__} with an unprintable message>"
 
 
 class WriteDeadLetters(beam.PTransform):

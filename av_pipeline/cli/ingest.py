@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from av_pipeline.cli import Command
 
@@ -17,7 +18,17 @@ class IngestCommand(Command):
     that frames in = frames indexed + frames dead-lettered and prints a summary.
 
     Outputs in OUT: index/frames-*.parquet, dead_letters/dead_letters-*.jsonl,
-    summary.json (schemas: docs/running.md).
+    summary.json, log_ids_renamed.json (schemas: docs/running.md). They are written
+    whatever a log contains: a bad log, file or frame is a dead letter, never a failed job.
+
+    Exit codes:
+      0  outputs written, dead letters within --max-dead-letter-fraction
+      1  error before or while running (bad options or paths, earlier results
+         without --overwrite, a failed runner)
+      2  command-line usage error
+      3  outputs written, but more dead letters than --max-dead-letter-fraction of
+         the input allows (default: fail only when nothing was indexed)
+      4  accounting error: frames in != indexed + dead-lettered (a bug)
 
     Runs the Beam DirectRunner in this process by default; --workers N runs N worker
     processes. For Dataflow, Flink or Spark use `python -m beam_jobs.ingest` with the
@@ -28,6 +39,7 @@ class IngestCommand(Command):
       avp ingest 'drives/*.mcap' --out out/index --workers 2
       avp ingest drive.mcap --out out/index --reader mcap --reader-option lidar_topic=/points
       avp ingest 'drives/**/*.bag' --out out/index --overwrite
+      avp ingest 'drives/*.mcap' --out out/index --max-dead-letter-fraction 0.01
     """
 
     name = "ingest"
@@ -48,10 +60,19 @@ class IngestCommand(Command):
         parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
         parser.add_argument("--progress-interval", type=float, default=10.0, metavar="SECONDS", help="seconds between progress lines")
         parser.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
+        parser.add_argument(
+            "--max-dead-letter-fraction",
+            type=float,
+            default=None,
+            metavar="FRACTION",
+            help="exit with code 3 when dead letters exceed this fraction of the input (frames + unlistable logs "
+            "and entries); default: exit 3 only when nothing was indexed",
+        )
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
         from av_pipeline.errors import ConfigError
+        from beam_jobs.common import DeadLetterThresholdError, JobAccountingError, exit_code_for
         from beam_jobs.ingest import print_summary
         from beam_jobs.ingest import run as run_ingest
 
@@ -65,15 +86,27 @@ class IngestCommand(Command):
             argv.append(f"--reader={args.reader}")
         if args.overwrite:
             argv.append("--overwrite")
+        if args.max_dead_letter_fraction is not None:
+            argv.append(f"--max_dead_letter_fraction={args.max_dead_letter_fraction}")
         if args.workers > 1:
             if args.runner not in (None, "DirectRunner"):
                 raise ConfigError(f"--workers applies to the DirectRunner only, got --runner {args.runner}")
             argv += ["--runner=DirectRunner", "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
         elif args.runner:
             argv.append(f"--runner={args.runner}")
-        summary = run_ingest(argv, show_summary=False)
+        failure: DeadLetterThresholdError | None = None
+        try:
+            summary = run_ingest(argv, show_summary=False)
+        except DeadLetterThresholdError as exc:
+            failure, summary = exc, exc.summary
+        except JobAccountingError as exc:
+            print(f"avp ingest: error: {exc}", file=sys.stderr)
+            return exit_code_for(exc)
         if args.json:
             print(json.dumps(summary.to_json(), indent=2, sort_keys=True))
         else:
             print_summary(summary)
+        if failure is not None:
+            print(f"avp ingest: error: {failure}", file=sys.stderr)
+            return exit_code_for(failure)
         return 0

@@ -94,7 +94,7 @@ def test_frames_in_equal_indexed_plus_dead_lettered(in_process: SimpleNamespace)
     assert summary.logs_in == 3 and summary.logs_listed == 2 and summary.dead_lettered["list"] == 1
     assert summary.frames_listed == 9 + 3
     assert summary.frames_indexed == 2 + 3 == len(in_process.rows)
-    assert summary.dead_lettered == {"list": 1, "order": 1, "load": 2, "validate": 4}
+    assert summary.dead_lettered == {"list": 1, "entry": 0, "order": 1, "load": 2, "validate": 4}
     assert summary.frames_listed == summary.frames_indexed + summary.frames_dead_lettered
     assert summary.accounting_errors() == []
     assert summary.unexpected_errors == 0
@@ -361,7 +361,7 @@ def kitti_in_process(kitti_split: Path, tmp_path_factory: pytest.TempPathFactory
 def test_kitti_split_with_planted_faults(kitti_in_process: SimpleNamespace) -> None:
     split_dir, summary = kitti_in_process.split_dir, kitti_in_process.summary
     assert summary.frames_listed == 5 == summary.frames_indexed + summary.frames_dead_lettered
-    assert summary.frames_indexed == 1 and summary.dead_lettered == {"list": 0, "order": 0, "load": 2, "validate": 2}
+    assert summary.frames_indexed == 1 and summary.dead_lettered == {"list": 0, "entry": 0, "order": 0, "load": 2, "validate": 2}
 
     (row,) = kitti_in_process.rows
     assert (row["log_id"], row["timestamp_ns"], row["frame_index"], row["reader"]) == ("training", 100_000_000, 0, "kitti_object")
