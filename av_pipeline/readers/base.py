@@ -14,7 +14,7 @@ import abc
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
-from av_pipeline.errors import LogFormatError
+from av_pipeline.errors import LogFormatError, short_repr
 from av_pipeline.records import Frame, FrameRef
 
 
@@ -58,6 +58,16 @@ class LogReader(abc.ABC):
             LogFormatError: the frame's data is corrupt or missing; the message names the
                 file and the field.
         """
+
+    def skipped_entries(self) -> list[LogFormatError]:
+        """Files or rows of the log that :meth:`list_frames` could not list as frames.
+
+        Each is an error naming the file and field (a KITTI velodyne file with a non-numeric
+        sample id or an upper-case ``.BIN``, a sweep file without a timestamp line), so
+        nothing is left out without notice; ingest dead-letters each one (stage ``entry``).
+        Empty by default; call it after :meth:`list_frames`.
+        """
+        return []
 
     def iter_frames(self) -> Iterator[Frame]:
         """Load every frame in order (convenience for small logs and tests)."""
@@ -117,6 +127,7 @@ BUILTIN_READER_MODULES: tuple[str, ...] = (
     "av_pipeline.readers.rosbag",
     "av_pipeline.readers.pcd",
     "av_pipeline.readers.av2",
+    "av_pipeline.readers.pandaset",
 )
 
 
@@ -133,13 +144,16 @@ def open_log(uri: str | Path, reader: str | None = None, **options: Any) -> LogR
     """
     _import_builtin_readers()
     uri = str(uri)
-    if reader is not None:
-        if reader not in _READERS:
-            raise LogFormatError(uri, "reader", f"expected one of {sorted(_READERS)}, got {reader!r}")
-        return _READERS[reader](uri, **options)
-    if not Path(uri).exists():
-        raise LogFormatError(uri, None, "no such file or directory")
-    for cls in _READERS.values():
-        if cls.sniff(uri):  # type: ignore[attr-defined]
-            return cls(uri, **options)
-    raise LogFormatError(uri, None, f"no reader recognises this log; readers: {sorted(_READERS)}")
+    try:
+        if reader is not None:
+            if reader not in _READERS:
+                raise LogFormatError(uri, "reader", f"expected one of {sorted(_READERS)}, got {short_repr(reader)}")
+            return _READERS[reader](uri, **options)
+        if not Path(uri).exists():
+            raise LogFormatError(uri, "path", "no such file or directory (or a broken symlink)")
+        for cls in _READERS.values():
+            if cls.sniff(uri):  # type: ignore[attr-defined]
+                return cls(uri, **options)
+    except OSError as exc:  # unreadable folder, symlink loop, ...: the product's error, the OS error as cause
+        raise LogFormatError(getattr(exc, "filename", None) or uri, "path", f"cannot read: {exc.strerror or exc}") from exc
+    raise LogFormatError(uri, "format", f"no reader recognises this log; readers: {sorted(_READERS)}")
