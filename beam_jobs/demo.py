@@ -9,8 +9,9 @@ What exists of the pipeline today, end to end, on the synthetic log shipped in t
    per-point de-skew with the ego trajectory from the index, ego-motion compensation to each
    image time, z-buffered depth, painting, onboard cuboids projected into the cameras, voxels
    for the detector. One JSON line per frame.
-3. **Pictures** of one frame: a bird's-eye view with ground-truth and onboard boxes, and each
-   camera with LiDAR depth and the onboard boxes.
+3. **Pictures** of one frame (:func:`av_pipeline.figures.save_frame_figures`): a bird's-eye
+   view and each camera with LiDAR depth, every box source the frame has (ground truth,
+   onboard perception) with a legend, titles saying what was done.
 4. **Calibration**: the targetless drift check per camera, scores summed over
    :data:`DRIFT_CHECK_FRAMES` frames (the calibrated extrinsic, and one panned by
    :data:`DRIFT_PAN_DEG`), and the rig converted to the rig, ROS CameraInfo and OpenCV formats.
@@ -102,8 +103,8 @@ def run_demo(out: Path, logs: Sequence[str] | None = None, *, figure_frame: int 
     from rich.console import Console
     from rich.progress import Progress
 
-    from av_pipeline.figures import save_bev, save_camera_overlay
-    from av_pipeline.frame_products import frame_products, points_ego, trajectory_from_poses
+    from av_pipeline.figures import save_frame_figures
+    from av_pipeline.frame_products import frame_products, trajectory_from_poses
     from av_pipeline.readers import open_log
     from beam_jobs import ingest
 
@@ -158,7 +159,7 @@ def run_demo(out: Path, logs: Sequence[str] | None = None, *, figure_frame: int 
                 if position in check_positions:
                     drift.add(frame, products, decoded)
                 if position == figure_frame:
-                    _figures(figures, frame, products, decoded, save_bev, save_camera_overlay, points_ego)
+                    save_frame_figures(figures, frame, products, decoded)
                     _convert_rig(out / "calibration", frame.rig)
                 progress.advance(task)
     finally:
@@ -195,32 +196,6 @@ def run_demo(out: Path, logs: Sequence[str] | None = None, *, figure_frame: int 
     console.rule()
     console.print(f"demo finished in {summary['seconds']} s: {out}/ (ingest/, frames.jsonl, figures/, calibration/, summary.json)")
     return summary
-
-
-def _figures(folder: Path, frame, products, decoded, save_bev, save_camera_overlay, points_ego) -> None:
-    painted = products.fusion.painted
-    boxes = {}
-    if frame.annotations is not None:
-        boxes["ground truth"] = (frame.annotations, "lime")
-    if frame.onboard is not None:
-        boxes["onboard"] = (frame.onboard.cuboids, "orange")
-    save_bev(
-        folder / "bev.png",
-        points_ego(products, frame),
-        None if painted is None else painted.rgb,
-        boxes,
-        title=f"{frame.log_id} @ {frame.timestamp_ns} ns: painted LiDAR (blue: seen by no camera), ground truth and onboard boxes",
-    )
-    labels = frame.onboard.cuboids.labels if frame.onboard is not None else None
-    for camera in products.fusion.projections:
-        save_camera_overlay(
-            folder / f"camera_{camera}.png",
-            decoded[camera],
-            products.fusion.depth_images.get(camera),
-            products.onboard_projections.get(camera),
-            labels,
-            title=f"{camera}: z-buffered LiDAR depth (motion-compensated) and onboard boxes",
-        )
 
 
 def _convert_rig(folder: Path, rig) -> None:
