@@ -128,6 +128,7 @@ BUILTIN_READER_MODULES: tuple[str, ...] = (
     "av_pipeline.readers.pcd",
     "av_pipeline.readers.av2",
     "av_pipeline.readers.pandaset",
+    "av_pipeline.readers.pcd_folder",
 )
 
 
