@@ -12,6 +12,7 @@ integer nanoseconds (``timestamp_ns``) on the log's clock.
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Mapping
@@ -173,8 +174,10 @@ class CameraImage:
                 img.load()
                 mode = "L" if img.mode in ("L", "I;16", "I") else "RGB"
                 pixels = np.asarray(img.convert(mode))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-            raise LogFormatError(self.source or self.camera, f"{self.camera} image", f"{self.encoding} bytes do not decode: {exc}") from exc
+        except Image.DecompressionBombError as exc:  # a header claiming more pixels than Pillow decodes safely
+            raise LogFormatError(self.source or self.camera, f"{self.camera} image", f"{self.encoding} image too large to decode: {str(exc)[:200]}") from exc
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
+            raise LogFormatError(self.source or self.camera, f"{self.camera} image", f"{self.encoding} bytes do not decode: {str(exc)[:200]}") from exc
         if pixels.shape[:2] != (self.height_px, self.width_px):
             raise LogFormatError(
                 self.source or self.camera,

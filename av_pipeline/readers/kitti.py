@@ -43,12 +43,14 @@ from typing import Any
 import numpy as np
 
 from av_pipeline.boxes import Cuboids, kitti_camera_boxes_to_cuboids
-from av_pipeline.errors import LogFormatError
+from av_pipeline.errors import LogFormatError, short_repr
 from av_pipeline.readers.base import LogReader, register_reader
 from av_pipeline.readers.bin_points import read_float32_points
 from av_pipeline.records import CameraImage, Frame, FrameRef, LidarSweep
+from av_pipeline.validate import MAX_TIMESTAMP_NS, check_timestamp_ns
 from calibration import SE3
-from calibration.formats.kitti_object import KITTI_LIDAR, KittiObjectCalib, read_kitti_object_calib
+from calibration.errors import CalibrationFileError
+from calibration.formats.kitti_object import KITTI_CAMERAS, KITTI_LIDAR, KittiObjectCalib, read_kitti_object_calib
 from calibration.formats.kitti_raw import KittiRawCalib, read_kitti_raw_calib
 
 _log = logging.getLogger(__name__)
@@ -89,8 +91,10 @@ def _image_size_px(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:  # reads the header only
             return int(img.size[0]), int(img.size[1])
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise LogFormatError(path, "image", f"not a readable image, cannot tell its size: {exc}") from exc
+    except Image.DecompressionBombError as exc:
+        raise LogFormatError(path, "image", f"image too large to decode safely (Pillow's decompression-bomb limit): {str(exc)[:200]}") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
+        raise LogFormatError(path, "image", f"not a readable image, cannot tell its size: {str(exc)[:200]}") from exc
 
 
 def _camera_image(camera: str, timestamp_ns: int, path: Path, size_px: tuple[int, int] | None = None) -> CameraImage:
@@ -214,9 +218,15 @@ def read_kitti_labels(path: str | Path) -> KittiLabels:
 
 # ---------------------------------------------------------------------- object layout
 def _sample_id_number(path: object, sample_id: str) -> int:
-    if not sample_id.isdigit():
-        raise LogFormatError(path, "sample id", f"expected a numeric KITTI sample id such as '000001', got {sample_id!r}")
-    return int(sample_id)
+    """The number of a sample id; its time (number x 100 ms) must be in the product's time range."""
+    if not (sample_id.isascii() and sample_id.isdigit()):
+        raise LogFormatError(path, "sample id", f"expected a numeric KITTI sample id such as '000001', got {short_repr(sample_id)}")
+    number = int(sample_id)
+    if number * KITTI_OBJECT_PERIOD_NS > MAX_TIMESTAMP_NS:
+        raise LogFormatError(
+            path, "sample id", f"sample id {short_repr(sample_id)} puts the frame at {number} x 100 ms, past the latest time {MAX_TIMESTAMP_NS} ns"
+        )
+    return number
 
 
 @register_reader
@@ -262,6 +272,7 @@ class KittiObjectReader(LogReader):
         self.split_dir = root
         self.log_id = root.name
         self._sample_ids: list[str] | None = None
+        self._skipped: list[LogFormatError] = []
 
     @classmethod
     def sniff(cls, uri: str) -> bool:
@@ -275,11 +286,37 @@ class KittiObjectReader(LogReader):
         return _is_flat_kitti_layout(path)
 
     def sample_ids(self) -> list[str]:
-        """Sample ids (``"000001"``) in numeric order: the stems of ``velodyne/*.bin`` (listed once)."""
+        """Sample ids (``"000001"``) in numeric order: the stems of ``velodyne/*.bin`` (listed once).
+
+        Files in ``velodyne/`` that cannot be samples (a non-numeric or out-of-range id, an
+        upper-case ``.BIN``) are left out and reported by :meth:`skipped_entries`.
+        """
         if self._sample_ids is None:
-            ids = [p.stem for p in (self.split_dir / "velodyne").glob("*.bin")]
-            self._sample_ids = sorted(ids, key=lambda s: (_sample_id_number(self.split_dir, s), s))
+            ids: list[tuple[int, str]] = []
+            skipped: list[LogFormatError] = []
+            velodyne = self.split_dir / "velodyne"
+            try:
+                entries = sorted(velodyne.iterdir())
+            except OSError as exc:
+                raise LogFormatError(velodyne, "velodyne", f"cannot list the folder: {exc.strerror or exc}") from exc
+            for path in entries:
+                if path.suffix.lower() != ".bin":
+                    continue
+                if path.suffix != ".bin":
+                    skipped.append(LogFormatError(path, "file name", f"expected the extension '.bin' (lower case), got {short_repr(path.suffix)}: not read"))
+                    continue
+                try:
+                    ids.append((_sample_id_number(path, path.stem), path.stem))
+                except LogFormatError as exc:
+                    skipped.append(exc)
+            self._sample_ids = [sid for _, sid in sorted(ids)]
+            self._skipped = skipped
         return self._sample_ids
+
+    def skipped_entries(self) -> list[LogFormatError]:
+        """``velodyne/`` files that are not listed as frames (see :meth:`sample_ids`)."""
+        self.sample_ids()
+        return list(self._skipped)
 
     def list_frames(self) -> list[FrameRef]:
         """One ref per sample id, at ``int(id) * 100 ms`` (directory listing only)."""
@@ -332,7 +369,11 @@ class KittiObjectReader(LogReader):
         default_size = next(iter(sizes.values()), KITTI_DEFAULT_IMAGE_SIZE_PX)
         calib = self.read_calib(sample_id)
         rig = calib.to_rig({f"image_{k}": sizes.get(f"image_{k}", default_size) for k in range(4)})
-        images = {name: img for name, img in images.items() if name in rig.cameras}
+        for name, image in images.items():
+            if name not in rig.cameras:  # an image whose camera the calib file cannot describe: say so
+                key = next(k for k, camera in KITTI_CAMERAS.items() if camera == name)
+                reason = next((note.reason for note in calib.unrepresented if note.field == key), "no usable projection matrix")
+                raise CalibrationFileError(calib.path, key, f"camera {name} has an image ({image.source}) but {reason}")
 
         annotations = None
         label_path = self.split_dir / "label_2" / f"{sample_id}.txt"
@@ -399,13 +440,16 @@ def read_kitti_timestamps(path: str | Path, *, strict: bool = True) -> np.ndarra
             continue
         try:
             value = parse_kitti_timestamp(line)
-        except ValueError as exc:
-            raise LogFormatError(path, f"line {line_no}", f"expected 'YYYY-MM-DD HH:MM:SS.fffffffff', got {line.strip()!r} ({exc})") from None
+        except (ValueError, OverflowError) as exc:
+            raise LogFormatError(
+                path, f"line {line_no}", f"expected 'YYYY-MM-DD HH:MM:SS.fffffffff', got {short_repr(line.strip())} ({str(exc)[:100]})"
+            ) from None
+        check_timestamp_ns(value, path, f"line {line_no}")
         if strict and times and value <= times[-1]:
             raise LogFormatError(
                 path,
                 f"line {line_no}",
-                f"timestamps out of order: {line.strip()!r} ({value} ns) is not after the previous line ({times[-1]} ns)",
+                f"timestamps out of order: {short_repr(line.strip())} ({value} ns) is not after the previous line ({times[-1]} ns)",
             )
         times.append(value)
     return np.array(times, dtype=np.int64)
@@ -533,6 +577,23 @@ class KittiRawReader(LogReader):
                 the message names the file and the line.
         """
         return [FrameRef(self.uri, self.log_id, i, int(t), self.name) for i, t in enumerate(self.sweep_times_ns())]
+
+    def skipped_entries(self) -> list[LogFormatError]:
+        """Sweep files in ``velodyne_points/data`` beyond the last line of its ``timestamps.txt``
+        (no time, so no frame), e.g. all of them when ``timestamps.txt`` is empty."""
+        stamps = self.drive_dir / "velodyne_points" / "timestamps.txt"
+        count = len(self.sweep_times_ns())
+        skipped = []
+        try:
+            files = sorted((self.drive_dir / "velodyne_points" / "data").glob("*.bin"))
+        except OSError:
+            return []
+        for path in files:
+            if not (path.stem.isascii() and path.stem.isdigit()):
+                skipped.append(LogFormatError(path, "file name", "expected a 10-digit sweep number such as 0000000000.bin: not read"))
+            elif int(path.stem) >= count:
+                skipped.append(LogFormatError(path, "timestamps", f"sweep {int(path.stem)} has no line in {stamps} ({count} lines): not read"))
+        return skipped
 
     # ------------------------------------------------------------------ loading
     def read_calib(self) -> KittiRawCalib:

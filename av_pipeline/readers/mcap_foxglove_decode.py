@@ -21,9 +21,12 @@ from typing import Any, Callable
 import numpy as np
 
 from av_pipeline.boxes import Cuboids
-from av_pipeline.errors import LogFormatError
+from av_pipeline.errors import LogFormatError, short_repr
 from av_pipeline.readers.mcap_samples import (
     FOXGLOVE_NUMERIC_DTYPES,
+    INT32_MAX,
+    INT64_MAX,
+    INT64_MIN,
     CalibrationSample,
     CloudSample,
     CuboidSample,
@@ -33,6 +36,7 @@ from av_pipeline.readers.mcap_samples import (
     camera_model_from_info,
     compressed_format_to_encoding,
     normalize_frame_id,
+    parse_int_text,
     raw_image_bytes,
     se3_from_xyzw,
     unpack_points,
@@ -119,17 +123,19 @@ def decode_scene_update(msg: Any, path: str, topic: str) -> CuboidSample:
     for i, entity in enumerate(msg.entities):
         meta = {kv.key: kv.value for kv in entity.metadata}
         label = meta.get("class", meta.get("label", "unknown"))
+        where = f"{topic} entities[{i}] metadata"
         try:
             score = float(meta.get("score", "1.0"))
-            if "track_id" in meta:
-                track = int(meta["track_id"])
-            else:
-                track = int(entity.id) if entity.id.strip().lstrip("-").isdigit() else -1
-            count = int(meta["num_lidar_points"]) if "num_lidar_points" in meta else None
-        except ValueError as exc:
-            raise LogFormatError(
-                path, f"{topic} entities[{i}] metadata", f"expected numeric score/track_id/num_lidar_points: {exc}"
-            ) from exc
+        except ValueError:
+            raise LogFormatError(path, f"{where} score", f"expected a number, got {short_repr(meta.get('score'))}") from None
+        if not np.isfinite(score):
+            raise LogFormatError(path, f"{where} score", f"expected a finite number, got {short_repr(meta.get('score'))}")
+        if "track_id" in meta:
+            track = parse_int_text(meta["track_id"], path, f"{where} track_id", INT64_MIN, INT64_MAX)
+        else:
+            text = entity.id.strip()
+            track = int(text) if text.lstrip("-").isascii() and text.lstrip("-").isdigit() and INT64_MIN <= int(text) <= INT64_MAX else -1
+        count = parse_int_text(meta["num_lidar_points"], path, f"{where} num_lidar_points", 0, INT32_MAX) if "num_lidar_points" in meta else None
         for cube in entity.cubes:
             p, q, s = cube.pose.position, cube.pose.orientation, cube.size
             centers.append([p.x, p.y, p.z])

@@ -23,6 +23,10 @@ what is MCAP specific:
 - **Truncated files** (no valid footer / summary): opening raises ``LogFormatError`` naming
   the file and listing what is readable before the cut (messages per topic); partial
   reading is not supported: ``mcap recover`` rewrites the readable part into a valid file.
+- **Integrity**: chunks are read with CRC validation on (``validate_crcs=True``), so a flipped
+  byte in a chunk is a :class:`LogFormatError` for the frames that read it, never altered
+  points (the cost is measured in ``benchmarks/ingest.py``). No record may claim more bytes
+  than the file holds, and no chunk more than :data:`MAX_CHUNK_BYTES` uncompressed.
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ __all__ = ["LogOrderWarning", "McapLogReader", "protobuf_message_class", "schema
 
 #: The 8 bytes every MCAP file starts (and ends) with.
 MCAP_MAGIC = b"\x89MCAP0\r\n"
+#: Largest accepted uncompressed chunk (writers use about 1-8 MiB; a corrupt size field must
+#: not make the reader allocate gigabytes).
+MAX_CHUNK_BYTES = 1 << 30
 _MESSAGE_INDEX_OPCODE = 0x07
 
 
@@ -61,7 +68,7 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     """Exceptions the mcap library and its decompressors raise on corrupt or cut input."""
     from mcap.exceptions import McapError
 
-    errors: list[type[BaseException]] = [McapError, struct.error, EOFError, ValueError, KeyError, IndexError, RuntimeError, OSError]
+    errors: list[type[BaseException]] = [McapError, struct.error, EOFError, ValueError, KeyError, IndexError, RuntimeError, OSError, MemoryError]
     try:
         import zstandard
 
@@ -209,15 +216,23 @@ class McapLogReader(LogReader):
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri, **options)
         from mcap.exceptions import InvalidMagic
-        from mcap.reader import make_reader
+        from mcap.reader import SeekingReader
 
         self.reader_options = MessageLogOptions.from_options(self.name, options)
         try:
             self._file = open(self.uri, "rb")  # noqa: SIM115 - closed by close()
+            size = self._file.seek(0, 2)
+            self._file.seek(0)
         except OSError as exc:
-            raise LogFormatError(self.uri, None, f"cannot open: {exc}") from exc
+            raise LogFormatError(self.uri, "file", f"cannot open: {exc.strerror or exc}") from exc
         try:
-            self._reader = make_reader(self._file)
+            # CRCs on; no record may claim more bytes than the file holds (a corrupt length
+            # field would otherwise make the library try to read up to 4 GiB).
+            head = self._file.read(len(MCAP_MAGIC))
+            if head != MCAP_MAGIC:
+                raise InvalidMagic(head)
+            self._file.seek(0)
+            self._reader = SeekingReader(self._file, validate_crcs=True, record_size_limit=max(size, 64))
         except (InvalidMagic, *_read_errors()) as exc:
             self._file.close()
             raise LogFormatError(self.uri, "magic", f"not an MCAP file: {exc}") from exc
@@ -247,6 +262,15 @@ class McapLogReader(LogReader):
             ) from exc
         if summary is None or not summary.channels:
             return self._scan_without_summary()
+        size = self._file_size()
+        for ci in summary.chunk_indexes:
+            if ci.uncompressed_size > MAX_CHUNK_BYTES or ci.chunk_start_offset + ci.chunk_length > size:
+                raise LogFormatError(
+                    self.uri,
+                    f"chunk index @{ci.chunk_start_offset}",
+                    f"claims a chunk of {ci.chunk_length} bytes ({ci.uncompressed_size} uncompressed) in a file of {size} bytes "
+                    f"(limit {MAX_CHUNK_BYTES} uncompressed): corrupt summary",
+                )
         counts = dict(summary.statistics.channel_message_counts) if summary.statistics is not None else None
         self._summary = summary
         return dict(summary.channels), dict(summary.schemas), counts
@@ -263,7 +287,7 @@ class McapLogReader(LogReader):
         stop = "the end of the data"
         with open(self.uri, "rb") as f:
             try:
-                for _, channel, message in NonSeekingReader(f).iter_messages(log_time_order=False):
+                for _, channel, message in NonSeekingReader(f, validate_crcs=True, record_size_limit=max(self._file_size(), 64)).iter_messages(log_time_order=False):
                     counts[channel.topic] += 1
                     last_time = message.log_time if last_time is None else max(last_time, message.log_time)
             except _read_errors() as exc:
@@ -280,7 +304,7 @@ class McapLogReader(LogReader):
         times: dict[int, list[tuple[int, int]]] = {}
         self._file.seek(0)
         try:
-            for i, (schema, channel, message) in enumerate(NonSeekingReader(self._file).iter_messages(log_time_order=False)):
+            for i, (schema, channel, message) in enumerate(NonSeekingReader(self._file, validate_crcs=True, record_size_limit=max(self._file_size(), 64)).iter_messages(log_time_order=False)):
                 channels[channel.id] = channel
                 if schema is not None:
                     schemas[schema.id] = schema
@@ -330,6 +354,10 @@ class McapLogReader(LogReader):
         if len(head) != 9:
             raise LogFormatError(self.uri, f"message index @{offset}", "the file ends inside the record")
         opcode, length = struct.unpack("<BQ", head)
+        if offset + 9 + length > self._file_size():
+            raise LogFormatError(
+                self.uri, f"message index @{offset}", f"the record claims {length} bytes, past the end of the file ({self._file_size()} bytes)"
+            )
         body = self._file.read(length)
         if opcode != _MESSAGE_INDEX_OPCODE or len(body) != length or length < 6:
             raise LogFormatError(

@@ -20,6 +20,8 @@ import numpy as np
 from av_pipeline.boxes import Cuboids
 from av_pipeline.errors import LogFormatError
 from av_pipeline.readers.mcap_samples import (
+    INT64_MAX,
+    INT64_MIN,
     ROS_POINT_FIELD_DTYPES,
     CalibrationSample,
     CloudSample,
@@ -151,6 +153,8 @@ def decode_detection3d_array(msg: Any, path: str, topic: str) -> CuboidSample:
         for result in det.results:
             hyp = getattr(result, "hypothesis", result)
             value = float(hyp.score)
+            if not np.isfinite(value):
+                raise LogFormatError(path, f"{topic} detections[{i}] score", f"expected a finite score, got {value!r}")
             if value > best:
                 best = value
                 label = str(getattr(hyp, "class_id", getattr(hyp, "id", "unknown")))
@@ -167,11 +171,13 @@ def decode_detection3d_array(msg: Any, path: str, topic: str) -> CuboidSample:
 
 
 def _parse_track_id(text: str) -> int:
+    """``id`` as an int64 track id; -1 when empty, not a decimal integer, or beyond int64."""
     text = text.strip()
-    try:
-        return int(text)
-    except ValueError:
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
         return -1
+    number = int(text)
+    return number if INT64_MIN <= number <= INT64_MAX else -1
 
 
 #: Normalised ROS type name -> decoder ``(message, path, topic) -> sample | list[TransformSample]``.

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from av_pipeline.boxes import Cuboids
-from av_pipeline.errors import LogFormatError
+from av_pipeline.errors import LogFormatError, short_repr
 from calibration import SE3
 from calibration.camera import CameraModel
 from calibration.errors import AVPipelineError
@@ -56,6 +56,25 @@ DISTORTION_MODEL_NAMES: dict[str, str] = {
 }
 
 _INT32 = np.iinfo(np.int32)
+INT32_MAX = int(np.iinfo(np.int32).max)
+INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+
+
+def parse_int_text(text: object, path: str, field: str, lo: int, hi: int) -> int:
+    """A decimal integer from message text (metadata values, ids) within ``[lo, hi]``.
+
+    Raises:
+        LogFormatError: not a decimal integer, or outside the range (a 20-digit track id
+            does not fit int64; a negative point count is not a count).
+    """
+    value = str(text).strip()
+    digits = value[1:] if value[:1] in "+-" else value
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 40:
+        raise LogFormatError(path, field, f"expected a decimal integer, got {short_repr(text)}")
+    number = int(value)
+    if not lo <= number <= hi:
+        raise LogFormatError(path, field, f"expected an integer in [{lo}, {hi}], got {short_repr(text)}")
+    return number
 
 
 # ---------------------------------------------------------------------- sample records
@@ -358,7 +377,7 @@ def image_size_from_header(data: bytes) -> tuple[int, int] | None:
     try:
         with Image.open(io.BytesIO(data)) as img:
             return int(img.size[0]), int(img.size[1])
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, Image.DecompressionBombError):
         return None
 
 

@@ -33,10 +33,15 @@ Frames:
   xy plane). Attributes, visibility and radar are not carried.
 - a data root without ``sample_annotation.json`` (test splits) has ``annotations = None``.
 
-Errors: a missing table, unparsable JSON, a row without a required field, a token that
-points nowhere, or a file that ``sample_data`` names but the data root lacks is a
-:class:`LogFormatError` naming the table, the token and the path. Bad calibration values
-raise :class:`~calibration.errors.CalibrationFileError` (from the calibration readers).
+Errors: a missing table, unparsable JSON, a row without a required field or with a value of
+the wrong type (a token that is not a string, a timestamp that is not a finite number in the
+product's time range), a token that points nowhere, or a file that ``sample_data`` names but
+the data root lacks is a :class:`LogFormatError` naming the table, the row and the field.
+``sample_data.filename`` must be a relative path that stays inside the data root (``../``
+and absolute paths are refused; symlinks placed inside the data root are followed). A
+sample with two key-frame rows of one channel, or annotations sharing a token, fails to load
+(a dead letter in ingest) instead of one row silently replacing the other. Bad calibration
+values raise :class:`~calibration.errors.CalibrationFileError` (from the calibration readers).
 
 The mmdet3d demo keyframe (files and an info pkl, no tables) is not a data root; its LiDAR
 file loads with :func:`load_nuscenes_sweep`.
@@ -45,6 +50,8 @@ file loads with :func:`load_nuscenes_sweep`.
 from __future__ import annotations
 
 import json
+import math
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -52,10 +59,11 @@ from typing import Any
 import numpy as np
 
 from av_pipeline.boxes import Cuboids, nuscenes_boxes_to_cuboids
-from av_pipeline.errors import LogFormatError
+from av_pipeline.errors import LogFormatError, short_repr
 from av_pipeline.readers.base import LogReader, register_reader
 from av_pipeline.readers.bin_points import read_float32_points
 from av_pipeline.records import CameraImage, Frame, FrameRef, LidarSweep
+from av_pipeline.validate import check_timestamp_ns
 from calibration import SE3
 from calibration.camera import CameraModel
 from calibration.formats.nuscenes import NuScenesCalibratedSensor, read_nuscenes_calibrated_sensors, read_nuscenes_ego_poses
@@ -75,7 +83,16 @@ def timestamp_us_to_ns(value: int | float) -> int:
     """A table timestamp (microseconds, int or float as stored) -> integer nanoseconds.
 
     The float's shortest decimal text is used, so ``1556675185903083.2`` -> ``1556675185903083200``.
+
+    Raises:
+        ValueError: not a finite int or float (strings, bools, None, NaN, inf).
     """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number of microseconds, got {type(value).__name__} {short_repr(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number of microseconds, got {value!r}")
+    if isinstance(value, int) and abs(value) > 10**30:
+        raise ValueError(f"expected a time in microseconds, got {short_repr(value)}")
     return int((Decimal(repr(value)) * 1000).to_integral_value())
 
 
@@ -143,9 +160,12 @@ class NuScenesReader(LogReader):
         if unknown:
             raise LogFormatError(uri, "options", f"unknown nuscenes options {sorted(unknown)}; expected version, scene, cameras, primary_lidar")
         root = Path(uri)
-        tables = _tables_dir(root, options.get("version"))
-        if tables is None:
+        try:
+            tables = _tables_dir(root, None if options.get("version") is None else str(options.get("version")))
             subdirs = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "sample.json").is_file()) if root.is_dir() else []
+        except OSError as exc:
+            raise LogFormatError(uri, "tables", f"cannot list the data root: {exc.strerror or exc}") from exc
+        if tables is None:
             detail = f"several table folders {subdirs}: pass version=" if len(subdirs) > 1 else "no folder with sample.json"
             raise LogFormatError(uri, "tables", f"expected a nuScenes-schema data root or tables folder: {detail}")
         self.tables_dir = tables
@@ -161,7 +181,7 @@ class NuScenesReader(LogReader):
                 raise LogFormatError(self._table_path(table), "table", f"missing required nuScenes table {table}.json")
 
         self._calibrated = read_nuscenes_calibrated_sensors(self._table_path("calibrated_sensor")).records
-        sensors = {self._field(row, "token", "sensor", i): row for i, row in enumerate(self._load_table("sensor"))}
+        sensors = {self._text(row, "token", "sensor", i): row for i, row in enumerate(self._load_table("sensor"))}
         self._channel_of: dict[str, tuple[str, str]] = {}  # calibrated_sensor token -> (channel, modality)
         for token, record in self._calibrated.items():
             sensor = sensors.get(record.sensor_token)
@@ -171,8 +191,9 @@ class NuScenesReader(LogReader):
 
         self._keyframe_data: dict[str, list[dict]] = {}  # sample token -> key-frame sample_data rows
         for i, row in enumerate(self._load_table("sample_data")):
-            for key in ("token", "sample_token", "calibrated_sensor_token", "ego_pose_token", "timestamp", "filename"):
-                self._field(row, key, "sample_data", i)
+            for key in ("token", "sample_token", "calibrated_sensor_token", "ego_pose_token", "filename"):
+                self._text(row, key, "sample_data", i)
+            self._time_ns(row, "sample_data", i)
             if not row.get("is_key_frame", True):
                 continue
             if row["calibrated_sensor_token"] not in self._channel_of:
@@ -183,18 +204,18 @@ class NuScenesReader(LogReader):
 
         scene_names: dict[str, str] = {}
         if self._table_path("scene").is_file():
-            scene_names = {self._field(row, "token", "scene", i): str(row.get("name", row["token"])) for i, row in enumerate(self._load_table("scene"))}
+            scene_names = {self._text(row, "token", "scene", i): str(row.get("name", row["token"])) for i, row in enumerate(self._load_table("scene"))}
         wanted_scene = options.get("scene")
         frames = []
         for i, sample in enumerate(self._load_table("sample")):
-            token = self._field(sample, "token", "sample", i)
-            scene_token = sample.get("scene_token", "")
+            token = self._text(sample, "token", "sample", i)
+            scene_token = self._text(sample, "scene_token", "sample", i) if "scene_token" in sample else ""
             log_id = scene_names.get(scene_token, self.log_id)
             if wanted_scene is not None and wanted_scene not in (scene_token, log_id):
                 continue
             primary = self._primary_lidar_row(token)
-            timestamp = primary["timestamp"] if primary is not None else self._field(sample, "timestamp", "sample", i)
-            frames.append((timestamp_us_to_ns(timestamp), token, log_id))
+            timestamp_ns = self._time_ns(primary, "sample_data", None) if primary is not None else self._time_ns(sample, "sample", i)
+            frames.append((timestamp_ns, token, log_id))
         frames.sort()
         self._frames = frames
         self._ego_poses: dict | None = None
@@ -202,6 +223,7 @@ class NuScenesReader(LogReader):
         self._instance_index: dict[str, int] | None = None
         self._instance_category: dict[str, str] = {}
         self._category_names: dict[str, str] = {}
+        self._duplicate_annotations: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ tables
     def _table_path(self, table: str) -> Path:
@@ -212,17 +234,43 @@ class NuScenesReader(LogReader):
         try:
             rows = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise LogFormatError(path, "table", f"cannot read {table}.json: {exc}") from exc
+            raise LogFormatError(path, "table", f"cannot read {table}.json: {exc.strerror or exc}") from exc
         except json.JSONDecodeError as exc:
             raise LogFormatError(path, "table", f"{table}.json is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        except RecursionError as exc:
+            raise LogFormatError(path, "table", f"{table}.json is nested deeper than the JSON reader's limit (about 1000 levels)") from exc
+        except ValueError as exc:  # not UTF-8, or an integer of more than 4300 digits
+            raise LogFormatError(path, "table", f"{table}.json cannot be read: {str(exc)[:200]}") from exc
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
             raise LogFormatError(path, "table", f"expected {table}.json to be a list of records, got {type(rows).__name__}")
         return rows
 
-    def _field(self, row: dict, key: str, table: str, index: int) -> Any:
+    def _field(self, row: dict, key: str, table: str, index: int | None) -> Any:
         if key not in row:
-            raise LogFormatError(self._table_path(table), f"{table}[{index}].{key}", "missing (required)")
+            raise LogFormatError(self._table_path(table), self._where(row, key, table, index), "missing (required)")
         return row[key]
+
+    @staticmethod
+    def _where(row: dict, key: str, table: str, index: int | None) -> str:
+        token = row.get("token")
+        name = f"{table}[{index}]" if index is not None else f"{table} {short_repr(token, 60) if isinstance(token, str) else '?'}"
+        return f"{name}.{key}"
+
+    def _text(self, row: dict, key: str, table: str, index: int | None) -> str:
+        """A required string field (tokens, file names): anything else would be unhashable or ambiguous."""
+        value = self._field(row, key, table, index)
+        if not isinstance(value, str):
+            raise LogFormatError(self._table_path(table), self._where(row, key, table, index), f"expected a string, got {type(value).__name__} {short_repr(value)}")
+        return value
+
+    def _time_ns(self, row: dict, table: str, index: int | None) -> int:
+        """A row's ``timestamp`` (microseconds) as integer ns, checked to be in the product's time range."""
+        where = self._where(row, "timestamp", table, index)
+        try:
+            timestamp_ns = timestamp_us_to_ns(self._field(row, "timestamp", table, index))
+        except ValueError as exc:
+            raise LogFormatError(self._table_path(table), where, str(exc)) from None
+        return check_timestamp_ns(timestamp_ns, self._table_path(table), where)
 
     def _primary_lidar_row(self, sample_token: str) -> dict | None:
         lidars = [row for row in self._keyframe_data.get(sample_token, []) if self._channel_of[row["calibrated_sensor_token"]][1] == "lidar"]
@@ -236,18 +284,24 @@ class NuScenesReader(LogReader):
             return
         annotations: dict[str, list[dict]] = {}
         if self._table_path("sample_annotation").is_file():
+            seen: dict[str, int] = {}
             for i, row in enumerate(self._load_table("sample_annotation")):
-                for key in ("token", "sample_token", "instance_token", "translation", "size", "rotation"):
+                for key in ("token", "sample_token", "instance_token"):
+                    self._text(row, key, "sample_annotation", i)
+                for key in ("translation", "size", "rotation"):
                     self._field(row, key, "sample_annotation", i)
+                if row["token"] in seen:  # frames holding either row fail to load instead of counting one box twice
+                    self._duplicate_annotations[row["token"]] = (seen[row["token"]], i)
+                seen[row["token"]] = i
                 annotations.setdefault(row["sample_token"], []).append(row)
             for table in ("instance", "category"):
                 if not self._table_path(table).is_file():
                     raise LogFormatError(self._table_path(table), "table", f"missing nuScenes table {table}.json (sample_annotation.json needs it)")
             instances = self._load_table("instance")
-            self._instance_index = {self._field(row, "token", "instance", i): i for i, row in enumerate(instances)}
+            self._instance_index = {self._text(row, "token", "instance", i): i for i, row in enumerate(instances)}
             self._instance_category = {row["token"]: str(row.get("category_token", "")) for row in instances}
             self._category_names = {
-                self._field(row, "token", "category", i): str(self._field(row, "name", "category", i)) for i, row in enumerate(self._load_table("category"))
+                self._text(row, "token", "category", i): str(self._field(row, "name", "category", i)) for i, row in enumerate(self._load_table("category"))
             }
         self._annotations = annotations
 
@@ -269,11 +323,17 @@ class NuScenesReader(LogReader):
         return record.world_SE3_ego
 
     def _file(self, row: dict) -> Path:
-        path = self.data_root / str(row["filename"])
-        if not path.is_file():
+        """The file a sample_data row names; it must stay inside the data root."""
+        where = f"sample_data {row['token']}.filename"
+        filename = row["filename"]
+        relative = os.path.normpath(filename)
+        if os.path.isabs(filename) or relative == ".." or relative.startswith(".." + os.sep) or "\x00" in filename:
             raise LogFormatError(
-                self._table_path("sample_data"), f"sample_data {row['token']}", f"file {row['filename']!r} not found at {path}"
+                self._table_path("sample_data"), where, f"expected a path relative to the data root {self.data_root}, got {short_repr(filename)}: refused"
             )
+        path = self.data_root / relative
+        if not path.is_file():
+            raise LogFormatError(self._table_path("sample_data"), where, f"file {short_repr(filename)} not found at {path}")
         return path
 
     # ------------------------------------------------------------------ LogReader
@@ -304,7 +364,7 @@ class NuScenesReader(LogReader):
 
     def _sweep(self, row: dict, channel: str) -> LidarSweep:
         path = self._file(row)
-        timestamp_ns = timestamp_us_to_ns(row["timestamp"])
+        timestamp_ns = self._time_ns(row, "sample_data", None)
         if path.suffix.lower() == ".pcd":
             from av_pipeline.readers.pcd import pcd_to_sweep, read_pcd
 
@@ -317,13 +377,17 @@ class NuScenesReader(LogReader):
         encoding = _IMAGE_ENCODINGS.get(fileformat)
         if encoding is None:
             raise LogFormatError(self._table_path("sample_data"), f"sample_data {row['token']}", f"expected an image fileformat in {sorted(_IMAGE_ENCODINGS)}, got {fileformat!r}")
-        return CameraImage(channel, timestamp_us_to_ns(row["timestamp"]), encoding, path.read_bytes(), model.width_px, model.height_px, source=str(path))
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise LogFormatError(path, f"sample_data {row['token']} image", f"cannot read: {exc.strerror or exc}") from exc
+        return CameraImage(channel, self._time_ns(row, "sample_data", None), encoding, data, model.width_px, model.height_px, source=str(path))
 
     def _camera_model(self, row: dict, record: NuScenesCalibratedSensor, channel: str) -> CameraModel:
         if record.K is None:
             raise LogFormatError(self._table_path("calibrated_sensor"), f"calibrated_sensor {record.token}", f"camera {channel} has no camera_intrinsic")
         for key in ("width", "height"):
-            if not isinstance(row.get(key), int) or row[key] <= 0:
+            if isinstance(row.get(key), bool) or not isinstance(row.get(key), int) or not 0 < row[key] <= 1 << 20:
                 raise LogFormatError(self._table_path("sample_data"), f"sample_data {row['token']}.{key}", f"expected a positive image {key} for camera {channel}, got {row.get(key)!r}")
         return CameraModel.from_K(record.K, row["width"], row["height"], name=f"calibrated_sensor {record.token} camera_intrinsic")
 
@@ -346,6 +410,13 @@ class NuScenesReader(LogReader):
         for row in rows:
             channel, modality = self._channel_of[row["calibrated_sensor_token"]]
             record = self._calibrated[row["calibrated_sensor_token"]]
+            if channel in lidars or channel in cameras:
+                first = next(other["token"] for other in rows if other is not row and self._channel_of[other["calibrated_sensor_token"]][0] == channel)
+                raise LogFormatError(
+                    self._table_path("sample_data"),
+                    f"sample_data {row['token']}",
+                    f"sample {sample} has two key-frame {channel} rows ({first} and {row['token']}): which one is the frame's is ambiguous",
+                )
             if modality == "lidar":
                 lidars[channel] = record.ego_SE3_sensor
                 sweeps[channel] = self._sweep(row, channel)
@@ -377,6 +448,11 @@ class NuScenesReader(LogReader):
         table = self._table_path("sample_annotation")
         labels, track_ids = [], []
         for row in rows:
+            if row["token"] in self._duplicate_annotations:
+                first, second = self._duplicate_annotations[row["token"]]
+                raise LogFormatError(
+                    table, f"sample_annotation {row['token']}", f"the token is used by rows {first} and {second}: a box would be counted twice"
+                )
             index = (self._instance_index or {}).get(row["instance_token"])
             if index is None:
                 raise LogFormatError(table, f"sample_annotation {row['token']}", f"instance_token {row['instance_token']} is not in instance.json")

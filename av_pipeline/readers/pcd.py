@@ -2,7 +2,15 @@
 
 Supported: PCD v0.5-0.7 headers with ``DATA ascii``, ``binary`` and ``binary_compressed``
 (LZF, field-major), little-endian, any mix of ``TYPE`` ``I``/``U`` (1, 2, 4, 8 bytes) and
-``F`` (4, 8 bytes) and ``COUNT`` >= 1. Padding fields named ``_`` are skipped.
+``F`` (4, 8 bytes) and ``COUNT`` >= 1. Padding fields named ``_`` are skipped (a real field
+whose name merely starts with ``_`` is kept).
+
+Limits: the point data (``POINTS`` x bytes per point) may be at most
+:data:`MAX_PCD_DATA_BYTES`; a binary_compressed file is decompressed only after its declared
+size was checked against the header and that limit. ASCII values must fit their field's
+type (``300`` in a ``U 1`` field is an error) and be at most :data:`MAX_ASCII_TOKEN_CHARS`
+characters. Per-point times must put the sweep within the product's time range
+(:data:`~av_pipeline.validate.MAX_TIMESTAMP_NS`).
 
 A ``.pcd`` file opened with :func:`~av_pipeline.readers.open_log` is a log with one frame:
 
@@ -35,10 +43,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from av_pipeline.errors import LogFormatError
+from av_pipeline.errors import LogFormatError, ShapeError, short_repr
 from av_pipeline.readers.base import LogReader, register_reader
 from av_pipeline.readers.lzf import lzf_compress, lzf_decompress
 from av_pipeline.records import Frame, FrameRef, LidarSweep
+from av_pipeline.validate import MAX_TIMESTAMP_NS, MIN_TIMESTAMP_NS, check_timestamp_ns
 from calibration import SE3
 from calibration.rig import SensorRig
 
@@ -46,6 +55,12 @@ from calibration.rig import SensorRig
 PCD_DATA_FORMATS = ("ascii", "binary", "binary_compressed")
 #: Field names taken as per-point capture time in seconds (see the module docstring).
 PCD_TIME_FIELDS = ("timestamp", "time")
+
+#: Largest accepted point data section, uncompressed (``POINTS`` x bytes per point): 256 MiB,
+#: over 5 million points of 12 float32 fields. Larger headers are refused before decoding.
+MAX_PCD_DATA_BYTES = 256 * 1024 * 1024
+#: Longest accepted value in an ``ascii`` data section (float64 needs at most 24 characters).
+MAX_ASCII_TOKEN_CHARS = 64
 
 _VALID_SIZES = {"F": (4, 8), "I": (1, 2, 4, 8), "U": (1, 2, 4, 8)}
 _HEADER_KEYS = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")
@@ -87,12 +102,27 @@ class PcdHeader:
         return np.dtype(f"<{kind}{self.sizes[index]}")
 
     @property
+    def record_names(self) -> tuple[str, ...]:
+        """``(F,)`` names of the fields in :attr:`point_dtype`: the field names, with each
+        padding field ``_`` given a name no real field has (``_pad<i>``, underscores added on a clash)."""
+        taken = set(self.fields)
+        names = []
+        for i, name in enumerate(self.fields):
+            if name == "_":
+                name = f"_pad{i}"
+                while name in taken:
+                    name = "_" + name
+                taken.add(name)
+            names.append(name)
+        return tuple(names)
+
+    @property
     def point_dtype(self) -> np.dtype:
-        """Structured dtype of one point record (``binary`` layout, padding included)."""
+        """Structured dtype of one point record (``binary`` layout, padding included; names: :attr:`record_names`)."""
         return np.dtype(
             [
-                (f"_pad{i}" if name == "_" else name, self.field_dtype(i), (self.counts[i],) if self.counts[i] > 1 else ())
-                for i, name in enumerate(self.fields)
+                (record_name, self.field_dtype(i), (self.counts[i],) if self.counts[i] > 1 else ())
+                for i, record_name in enumerate(self.record_names)
             ]
         )
 
@@ -133,7 +163,10 @@ class PcdCloud:
         """
         missing = [name for name in ("x", "y", "z") if name not in self.columns]
         if missing:
-            raise LogFormatError(self.path, "FIELDS", f"expected x, y, z, missing {missing} in {list(self.header.fields)}")
+            raise LogFormatError(self.path, "FIELDS", f"expected x, y, z, missing {missing} in {short_repr(list(self.header.fields))}")
+        counted = [name for name in ("x", "y", "z") if self.columns[name].ndim != 1]
+        if counted:
+            raise LogFormatError(self.path, "COUNT", f"expected COUNT 1 for x, y, z, got COUNT > 1 for {counted}")
         return np.stack([np.asarray(self.columns[n], dtype=np.float32).reshape(-1) for n in ("x", "y", "z")], axis=1)
 
 
@@ -240,7 +273,11 @@ def read_pcd_header(path: str | Path) -> PcdHeader:
 
 
 def _split_columns(header: PcdHeader, records: np.ndarray) -> dict[str, np.ndarray]:
-    return {name: np.ascontiguousarray(records[name]) for name in records.dtype.names if not name.startswith("_pad")}
+    return {
+        name: np.ascontiguousarray(records[record_name])
+        for name, record_name in zip(header.fields, header.record_names)
+        if name != "_"
+    }
 
 
 def _decode_ascii(path: object, header: PcdHeader, body: bytes) -> dict[str, np.ndarray]:
@@ -253,6 +290,8 @@ def _decode_ascii(path: object, header: PcdHeader, body: bytes) -> dict[str, np.
         values = line.split()
         if len(values) != width:
             raise LogFormatError(path, "DATA", f"ascii line {row + 1} of the data: expected {width} values (sum of COUNT), got {len(values)}")
+        if max(map(len, values), default=0) > MAX_ASCII_TOKEN_CHARS:
+            raise LogFormatError(path, "DATA", f"ascii line {row + 1} of the data: a value longer than {MAX_ASCII_TOKEN_CHARS} characters")
         tokens.append(values)
     table = np.array(tokens, dtype=str).reshape(header.points, width)
     columns: dict[str, np.ndarray] = {}
@@ -264,12 +303,38 @@ def _decode_ascii(path: object, header: PcdHeader, body: bytes) -> dict[str, np.
         if name == "_":
             continue
         dtype = header.field_dtype(i)
-        try:
-            values = block.astype(np.float64).astype(dtype) if dtype.kind == "f" else block.astype(dtype)
-        except ValueError as exc:
-            raise LogFormatError(path, "DATA", f"ascii field {name!r}: values are not {dtype.name}: {exc}") from None
+        values = _ascii_values(path, name, block, dtype)
         columns[name] = values.reshape(-1) if count == 1 else values
     return columns
+
+
+def _ascii_values(path: object, name: str, block: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Text values -> ``dtype``; an integer outside the type's range is an error, not a wrap-around."""
+    field = f"DATA field {short_repr(name, 60)}"
+    if dtype.kind == "f":
+        try:
+            with np.errstate(over="ignore"):
+                return block.astype(np.float64).astype(dtype)  # out-of-range floats become +-inf (kept; validation reports)
+        except ValueError as exc:
+            raise LogFormatError(path, field, f"ascii values are not numbers: {str(exc)[:200]}") from None
+    try:
+        integers = [int(token) for token in block.ravel()]
+    except ValueError:
+        bad = next(t for t in block.ravel() if not _is_int(t))
+        raise LogFormatError(path, field, f"expected {dtype.name} integers, got {short_repr(str(bad))}") from None
+    info = np.iinfo(dtype)
+    if integers and (min(integers) < info.min or max(integers) > info.max):
+        bad = next(v for v in integers if not info.min <= v <= info.max)
+        raise LogFormatError(path, field, f"value {short_repr(bad)} is outside {dtype.name} [{info.min}, {info.max}]")
+    return np.array(integers, dtype=dtype).reshape(block.shape)
+
+
+def _is_int(token: str) -> bool:
+    try:
+        int(token)
+        return True
+    except ValueError:
+        return False
 
 
 def _decode_binary(path: object, header: PcdHeader, body: bytes) -> dict[str, np.ndarray]:
@@ -330,6 +395,14 @@ def read_pcd(path: str | Path) -> PcdCloud:
     except OSError as exc:
         raise LogFormatError(path, None, f"cannot read: {exc}") from exc
     header = parse_pcd_header(blob[:_MAX_HEADER_BYTES], path)
+    data_bytes = header.points * header.point_size
+    if data_bytes > MAX_PCD_DATA_BYTES:
+        raise LogFormatError(
+            path,
+            "POINTS",
+            f"the header declares {header.points} points x {header.point_size} bytes = {data_bytes} bytes of point data, "
+            f"more than the {MAX_PCD_DATA_BYTES} bytes this reader accepts (MAX_PCD_DATA_BYTES)",
+        )
     body = blob[header.data_offset :]
     if header.data == "ascii":
         columns = _decode_ascii(path, header, body)
@@ -472,6 +545,10 @@ def pcd_to_sweep(cloud: PcdCloud, sensor: str = "lidar", timestamp_ns: int | Non
         if not np.isfinite(times_s).all():
             raise LogFormatError(cloud.path, time_field, f"{int((~np.isfinite(times_s)).sum())} per-point times are NaN/inf")
         latest = float(times_s.max())
+        if not MIN_TIMESTAMP_NS <= latest * 1e9 <= MAX_TIMESTAMP_NS:
+            raise LogFormatError(
+                cloud.path, time_field, f"expected per-point times in [0, {MAX_TIMESTAMP_NS / 1e9:.0f}] s (up to 2100-01-01 UTC), got a latest time of {latest!r} s"
+            )
         sweep_ns = _seconds_to_ns(latest)
         delta_ns = np.rint((times_s - latest) * 1e9)
         if delta_ns.min() < np.iinfo(np.int32).min:
@@ -479,7 +556,10 @@ def pcd_to_sweep(cloud: PcdCloud, sensor: str = "lidar", timestamp_ns: int | Non
                 cloud.path, time_field, f"the sweep spans {-delta_ns.min() / 1e9:.3f} s; int32 ns offsets hold at most 2.147 s"
             )
         offsets = delta_ns.astype(np.int32)
-    return LidarSweep(sensor, sweep_ns, points, tuple(names), offsets)
+    try:
+        return LidarSweep(sensor, sweep_ns, points, tuple(names), offsets)
+    except ShapeError as exc:  # e.g. a field 'a' with COUNT 2 next to a real field 'a_0'
+        raise LogFormatError(cloud.path, "FIELDS", str(exc)) from exc
 
 
 def _looks_like_pcd(path: Path) -> bool:
@@ -514,6 +594,8 @@ class PcdReader(LogReader):
             raise LogFormatError(uri, "options", f"unknown pcd reader options {sorted(unknown)}; expected sensor, timestamp_ns")
         self.sensor = str(options.get("sensor", "lidar"))
         self._timestamp_ns = options.get("timestamp_ns")
+        if self._timestamp_ns is not None:
+            check_timestamp_ns(self._timestamp_ns, uri, "timestamp_ns option")
         self.header = read_pcd_header(uri)
 
     @classmethod
@@ -543,6 +625,8 @@ class PcdReader(LogReader):
 
 
 __all__ = [
+    "MAX_ASCII_TOKEN_CHARS",
+    "MAX_PCD_DATA_BYTES",
     "PCD_DATA_FORMATS",
     "PCD_TIME_FIELDS",
     "PcdCloud",

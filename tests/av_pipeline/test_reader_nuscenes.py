@@ -90,7 +90,7 @@ def test_real_tables_missing_file_names_table_token_and_path(lyft: Path) -> None
         reader.load_frame(reader.list_frames()[0])
     assert info.value.path == str(lyft / "tables" / "sample_data.json")
     lidar_top = next(r for r in _table(lyft / "tables", "sample_data") if r["filename"].startswith("lidar/host-a101_lidar1"))
-    assert info.value.field == f"sample_data {lidar_top['token']}"
+    assert info.value.field == f"sample_data {lidar_top['token']}.filename"
 
 
 # ---------------------------------------------------------------------- complete data root

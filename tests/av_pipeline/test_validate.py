@@ -85,7 +85,7 @@ def test_frame_without_pose_or_labels_has_nulls() -> None:
     ("make_frame", "check", "path", "field", "match"),
     [
         (lambda: _frame(np.zeros((0, 4), np.float32)), "empty_sweep", "/logs/a#0", "lidar 'top' points", "0 points"),
-        (lambda: _frame(None, None), "empty_frame", "/logs/a#0", None, "no LiDAR sweep and no camera image"),
+        (lambda: _frame(None, None), "empty_frame", "/logs/a#0", "sensors", "no LiDAR sweep and no camera image"),
         (lambda: _frame(_points(5), b"\x89PNG\r\n\x1a\n garbage"), "image_decode", "/logs/a/front/0.png", "camera 'front' image", "do not decode"),
         (lambda: _frame(_points(5), _png(16, 12), size=(16, 10)), "image_size", "/logs/a/front/0.png", "camera 'front' image", "expected 16x10, decoded 16x12"),
         (
