@@ -25,12 +25,15 @@ class VoxelInput:
             ``point_features`` columns).
         coords_zyx: ``(M, 3)`` int32 voxel indices.
         num_input_points, num_kept_points: points given and points stored in voxels.
+        num_nonfinite, num_out_of_range: points dropped for NaN/inf and for lying outside the grid.
     """
 
     features: np.ndarray
     coords_zyx: np.ndarray
     num_input_points: int
     num_kept_points: int
+    num_nonfinite: int = 0
+    num_out_of_range: int = 0
 
 
 def voxel_input(points: np.ndarray, config: DetectorConfig) -> VoxelInput:
@@ -39,7 +42,10 @@ def voxel_input(points: np.ndarray, config: DetectorConfig) -> VoxelInput:
     voxels = voxelize(np.ascontiguousarray(points, dtype=np.float32), config.grid)
     counts = np.maximum(voxels.num_points, 1).astype(np.float32)[:, None]
     features = (voxels.voxels.sum(axis=1) / counts).astype(np.float32)
-    return VoxelInput(features, voxels.coords_zyx, voxels.num_input_points, voxels.num_kept_points)
+    return VoxelInput(
+        features, voxels.coords_zyx, voxels.num_input_points, voxels.num_kept_points,
+        voxels.num_dropped_nonfinite, voxels.num_dropped_out_of_range,
+    )  # fmt: skip
 
 
 def gaussian_radius(length_cells: np.ndarray, width_cells: np.ndarray, min_overlap: float) -> np.ndarray:

@@ -1,0 +1,221 @@
+"""Inference: frames in, scored cuboids in the ``ego`` frame out.
+
+>>> from av_pipeline.detect import Detector          # doctest: +SKIP
+>>> detector = Detector.from_pretrained()            # the shipped weights, CPU or CUDA  # doctest: +SKIP
+>>> boxes = detector.detect(frame)                   # Cuboids in ego, scores, labels     # doctest: +SKIP
+>>> boxes_per_frame = detector.detect_batch(frames)  # one forward pass over the batch    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from av_pipeline.boxes import Cuboids
+from av_pipeline.detect.checkpoint import (
+    DEFAULT_WEIGHTS,
+    SHIPPED_DIR,
+    CheckpointError,
+    check_state_dict,
+    load_shipped,
+    load_training_checkpoint,
+)
+from av_pipeline.detect.config import DetectorConfig
+from av_pipeline.detect.decode import decode_frame
+from av_pipeline.detect.model import CenterPointNet, HeadOutput
+from av_pipeline.detect.targets import VoxelInput, voxel_input
+from av_pipeline.errors import ShapeError
+from av_pipeline.records import Frame
+
+
+@dataclass
+class DetectionStats:
+    """Counters of a :class:`Detector` (they only grow).
+
+    Attributes:
+        frames: frames detected on.
+        empty_frames: frames with no usable point (empty sweep, all points non-finite or
+            out of range): empty predictions, no forward pass.
+        input_points: points given.
+        nonfinite_points: points with NaN or inf, dropped.
+        out_of_range_points: finite points outside the grid, dropped.
+        boxes: boxes returned.
+        last_timings_ms: wall time of the last call by part: ``voxelize``, ``backbone``
+            (sparse 3D + BEV 2D), ``head``, ``decode`` (top-k, decoding and NMS).
+    """
+
+    frames: int = 0
+    empty_frames: int = 0
+    input_points: int = 0
+    nonfinite_points: int = 0
+    out_of_range_points: int = 0
+    boxes: int = 0
+    last_timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def frame_points_ego(frame: Frame, columns: Sequence[str] = ("x", "y", "z")) -> np.ndarray:
+    """All LiDAR sweeps of ``frame`` in the ``ego`` frame: ``(N, len(columns))`` float32.
+
+    Raises:
+        ShapeError: a sweep lacks one of ``columns``, or its LiDAR is not in the rig.
+    """
+    parts = []
+    for name, sweep in frame.lidars.items():
+        if name not in frame.rig.lidars:
+            raise ShapeError(f"frame {frame.log_id}@{frame.timestamp_ns}: lidar '{name}' has no extrinsic in the rig")
+        missing = [c for c in columns if c not in sweep.columns]
+        if missing:
+            raise ShapeError(f"frame {frame.log_id}@{frame.timestamp_ns}: lidar '{name}' has no column(s) {missing}; columns {list(sweep.columns)}")
+        xyz = frame.rig.lidars[name].transform_points(sweep.xyz.astype(np.float64))
+        extra = [sweep.column(c)[:, None] for c in columns[3:]]
+        parts.append(np.hstack([xyz.astype(np.float32), *extra]) if extra else xyz.astype(np.float32))
+    if not parts:
+        return np.zeros((0, len(columns)), np.float32)
+    return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+class Detector:
+    """The pre-label detector: a :class:`CenterPointNet` with its config, on a device.
+
+    Attributes:
+        config: the detector configuration.
+        device: the torch device it runs on.
+        source: where the weights came from (file path).
+        metadata: the weights' description (training run, metrics) when shipped.
+        stats: :class:`DetectionStats`.
+    """
+
+    def __init__(self, model: CenterPointNet, config: DetectorConfig, device: str | torch.device, source: str = "", metadata: dict | None = None) -> None:
+        self.config = config
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.source = source
+        self.metadata = metadata or {}
+        self.stats = DetectionStats()
+
+    # ------------------------------------------------------------------ loading
+    @staticmethod
+    def _default_device(device: str | None) -> str:
+        if device is not None:
+            return device
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    @classmethod
+    def from_pretrained(cls, weights: str | Path | None = None, device: str | None = None) -> Detector:
+        """Load shipped weights.
+
+        Args:
+            weights: a name of weights shipped with the package (default
+                :data:`~av_pipeline.detect.checkpoint.DEFAULT_WEIGHTS`) or the path of a
+                ``.pt`` file with its ``.json`` description beside it.
+            device: ``"cpu"``, ``"cuda"`` ...; default CUDA when torch sees a GPU.
+
+        Raises:
+            CheckpointError: missing, corrupt, foreign or mismatched weights (names the file).
+        """
+        name = weights or DEFAULT_WEIGHTS
+        path = Path(name)
+        if path.suffix != ".pt":
+            path = SHIPPED_DIR / f"{name}.pt"
+        config, state, meta = load_shipped(path)
+        model = CenterPointNet(config)
+        model.load_state_dict(check_state_dict(path, state, model.state_dict()))
+        return cls(model, config, cls._default_device(device), str(path), meta)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> Detector:
+        """Load a training checkpoint (``checkpoint.pt`` of ``avp train``).
+
+        Raises:
+            CheckpointError: the file is not a readable training checkpoint for its config.
+        """
+        import json
+
+        payload = load_training_checkpoint(path)
+        try:
+            config = DetectorConfig.from_dict(json.loads(payload["config"]))
+        except Exception as exc:
+            raise CheckpointError(path, f"field 'config' does not describe a detector ({exc})") from exc
+        model = CenterPointNet(config)
+        model.load_state_dict(check_state_dict(path, payload["model"], model.state_dict()))
+        return cls(model, config, cls._default_device(device), str(path))
+
+    # ------------------------------------------------------------------ inference
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class names the detector outputs."""
+        return self.config.classes
+
+    def detect(self, frame: Frame) -> Cuboids:
+        """Cuboids in ``ego`` (scores, class labels, track ids -1) for one frame's LiDAR."""
+        return self.detect_batch([frame])[0]
+
+    def detect_batch(self, frames: Sequence[Frame]) -> list[Cuboids]:
+        """One forward pass over several frames; one :class:`Cuboids` per frame, in order."""
+        return self.detect_points_batch([frame_points_ego(f, self.config.point_features) for f in frames])
+
+    def detect_points(self, points_ego: np.ndarray) -> Cuboids:
+        """Detect on ``(N, C)`` float32 points already in ``ego`` (the config's ``point_features``)."""
+        return self.detect_points_batch([points_ego])[0]
+
+    def detect_points_batch(self, clouds: Sequence[np.ndarray]) -> list[Cuboids]:
+        """:meth:`detect_points` over several clouds in one forward pass.
+
+        Empty clouds, and clouds whose points are all non-finite or outside the grid, get
+        empty predictions and count in ``stats.empty_frames``.
+
+        Raises:
+            ShapeError: a cloud is not ``(N, C)`` float with ``C = len(point_features)``.
+        """
+        width = len(self.config.point_features)
+        t0 = time.perf_counter()
+        inputs: list[VoxelInput] = []
+        for i, cloud in enumerate(clouds):
+            arr = np.asarray(cloud)
+            if arr.ndim != 2 or arr.shape[1] != width or not np.issubdtype(arr.dtype, np.floating):
+                raise ShapeError(f"clouds[{i}]: expected ({'N'}, {width}) float points {self.config.point_features}, got {arr.shape} {arr.dtype}")
+            vox = voxel_input(arr.astype(np.float32, copy=False), self.config)
+            inputs.append(vox)
+        t1 = time.perf_counter()
+        results: list[Cuboids] = [Cuboids.empty("ego")] * len(clouds)
+        busy = [i for i, v in enumerate(inputs) if len(v.features)]
+        timings = {"voxelize": (t1 - t0) * 1e3, "backbone": 0.0, "head": 0.0, "decode": 0.0}
+        if busy:
+            features = torch.from_numpy(np.concatenate([inputs[i].features for i in busy])).to(self.device)
+            coords = np.concatenate(
+                [np.column_stack([np.full(len(inputs[i].coords_zyx), b, np.int32), inputs[i].coords_zyx]) for b, i in enumerate(busy)]
+            )
+            with torch.inference_mode():
+                bev = self.model.bev(self.model.sparse(features, torch.from_numpy(coords).to(self.device), len(busy)))
+                _sync(self.device)
+                t2 = time.perf_counter()
+                outputs = [HeadOutput(*head(bev)) for head in self.model.heads]
+                _sync(self.device)
+                t3 = time.perf_counter()
+                for b, i in enumerate(busy):
+                    results[i] = decode_frame(outputs, b, self.config)
+                t4 = time.perf_counter()
+            timings.update(backbone=(t2 - t1) * 1e3, head=(t3 - t2) * 1e3, decode=(t4 - t3) * 1e3)
+        self._count(clouds, inputs, results, timings)
+        return results
+
+    def _count(self, clouds: Sequence[np.ndarray], inputs: list[VoxelInput], results: list[Cuboids], timings: dict[str, float]) -> None:
+        stats = self.stats
+        for cloud, vox, boxes in zip(clouds, inputs, results):
+            stats.frames += 1
+            stats.empty_frames += int(len(vox.features) == 0)
+            stats.input_points += int(len(cloud))
+            stats.boxes += len(boxes)
+            stats.nonfinite_points += vox.num_nonfinite
+            stats.out_of_range_points += vox.num_out_of_range
+        stats.last_timings_ms = timings
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
