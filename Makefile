@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast bench clean setup
 
-$(STAMP): setup.cfg pyproject.toml scripts/bootstrap.sh
+$(STAMP): setup.cfg constraints.txt pyproject.toml scripts/bootstrap.sh
 	scripts/bootstrap.sh $(VENV)
 	touch $(STAMP)
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create the virtual environment and install av-pipeline with everything it needs.
+# Create the virtual environment and install av-pipeline with everything it needs
+# (every extra and the test tools), at the exact versions of constraints.txt.
 # Usage: scripts/bootstrap.sh [VENV_DIR]   (default .venv)
 # Idempotent: a second run only re-installs the package itself.
 set -euo pipefail
@@ -32,18 +33,21 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
   "$venv/bin/python" -m pip install -q --upgrade pip
 fi
-pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+constraints="$here/constraints.txt"
+pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints")
+torch_version="$(sed -n 's/^torch==//p' "$constraints")"
 
 # torch first and exactly: any looser spec resolves to multi-GB CUDA wheels.
-if ! "$venv/bin/python" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null; then
-  say "installing torch==2.13.0"
-  "${pip[@]}" torch==2.13.0
+if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split('+')[0] != '$torch_version')" 2>/dev/null; then
+  say "installing torch==$torch_version"
+  "${pip[@]}" "torch==$torch_version"
 fi
-say "installing av-pipeline and its dependencies"
-"${pip[@]}" -e ".[test,spconv-cpu]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+say "installing av-pipeline with every extra and the test tools"
+"${pip[@]}" -e "$here[all,test]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
 # nuscenes-devkit is the independent reference for the centre-distance AP in the tests. It pins
 # numpy<2 and shapely~=2.0 but its eval modules run on ours, so it goes in without its dependencies.
-"${pip[@]}" --no-deps nuscenes-devkit==1.2.0 2>&1 | grep -v "^WARNING: Location" >&2 || true
+"${pip[@]}" --no-deps nuscenes-devkit 2>&1 | grep -v "^WARNING: Location" >&2 || true
 "$venv/bin/python" -c 'import calibration, av_pipeline, beam_jobs, open3d, spconv' \
   || { say "ERROR: the installation is incomplete (see pip output above)."; exit 1; }
 say "ready: $venv"

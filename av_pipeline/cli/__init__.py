@@ -13,6 +13,7 @@ import sys
 import textwrap
 from typing import Sequence
 
+from av_pipeline import __version__
 from av_pipeline.errors import AVPipelineError
 
 #: subcommand name -> "module:Class" (imported only when that subcommand runs or --help is built)
@@ -23,6 +24,8 @@ SUBCOMMANDS: dict[str, str] = {
     "simulate": "av_pipeline.cli.simulate:SimulateCommand",
     "train": "av_pipeline.cli.train:TrainCommand",
 }
+#: subcommand -> the extras that install what it needs beyond the core (calibration) install.
+EXTRAS: dict[str, str] = {"demo": "beam", "calib": "", "ingest": "beam", "simulate": "synthetic", "train": "detect,synthetic"}
 
 
 class Command:
@@ -53,15 +56,30 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"avp {__version__}", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, spec in SUBCOMMANDS.items():
-        cls = _load(spec)
-        doc = textwrap.dedent(cls.__doc__ or "").strip()
-        summary = doc.splitlines()[0] if doc else name
+        try:
+            cls = _load(spec)
+            doc = textwrap.dedent(cls.__doc__ or "").strip()
+            summary = doc.splitlines()[0] if doc else name
+            cls.add_arguments(argparse.ArgumentParser(prog=f"avp {name}"))  # a dry run: may import an extra's modules
+        except ModuleNotFoundError as exc:
+            # A partial install (say the core, calibration-only one): the other commands still work.
+            # No option prefix: whatever follows the command name is taken as is, then refused in main().
+            child = sub.add_parser(name, help=f"(not installed: {_install_hint(name, exc)})", add_help=False, prefix_chars="\x00")
+            child.add_argument("ignored", nargs="*")
+            child.set_defaults(_command=None, _missing=_install_hint(name, exc))
+            continue
         child = sub.add_parser(name, help=summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
         cls.add_arguments(child)
         child.set_defaults(_command=cls)
     return parser
+
+
+def _install_hint(command: str, exc: ModuleNotFoundError) -> str:
+    extras = EXTRAS.get(command, "all")
+    return f"module {exc.name!r} is missing; pip install \"av-pipeline[{extras or 'all'}]\" installs what avp {command} needs"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -74,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         # apache_beam logs this at import on every machine without the GCP extras; it is noise here.
         handler.addFilter(lambda record: "apitools not found" not in record.getMessage())
+    if getattr(args, "_missing", None):
+        print(f"avp {args.command}: error: {args._missing}", file=sys.stderr)
+        return 1
     if not getattr(args, "_command", None):
         parser.print_help()
         return 2
@@ -81,6 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._command.run(args) or 0)
     except AVPipelineError as exc:
         print(f"avp {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] in ("av_pipeline", "calibration", "beam_jobs"):
+            raise  # our own code is missing: a broken install, not a missing extra
+        print(f"avp {args.command}: error: {_install_hint(args.command, exc)}", file=sys.stderr)
         return 1
 
 
