@@ -11,6 +11,15 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AVP_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-iterations",
+        type=int,
+        default=None,
+        help="mutated inputs per reader / calibration format in tests/fuzz (default 60, or $AVP_FUZZ_ITERATIONS)",
+    )
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path of ../shared/data; tests that need it are skipped with a reason when it is absent."""

@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from av_pipeline.errors import LogFormatError
+from av_pipeline.errors import LogFormatError, short_repr
 from av_pipeline.readers.base import LogReader, register_reader
 from av_pipeline.readers.mcap_assembly import (
     FrameAssembler,
@@ -165,8 +165,10 @@ class _McapSource(MessageSource):
 
             else:
                 raise LogFormatError(path, topic, f"unsupported schema {name} with message encoding {channel.message_encoding!r}")
-        except _decode_errors() as exc:
-            raise LogFormatError(path, f"{topic} schema", f"cannot build a decoder for {schema.name}: {type(exc).__name__}: {exc}") from exc
+        except LogFormatError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - schema text comes from the file: any parser failure is a bad schema
+            raise LogFormatError(path, f"{topic} schema", f"cannot build a decoder for {short_repr(schema.name)}: {type(exc).__name__}: {str(exc)[:200]}") from exc
         self._decoders[channel.id] = decoder
         return decoder
 

@@ -241,8 +241,11 @@ class NuScenesReader(LogReader):
             raise LogFormatError(path, "table", f"{table}.json is nested deeper than the JSON reader's limit (about 1000 levels)") from exc
         except ValueError as exc:  # not UTF-8, or an integer of more than 4300 digits
             raise LogFormatError(path, "table", f"{table}.json cannot be read: {str(exc)[:200]}") from exc
-        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        if not isinstance(rows, list):
             raise LogFormatError(path, "table", f"expected {table}.json to be a list of records, got {type(rows).__name__}")
+        bad = next((i for i, row in enumerate(rows) if not isinstance(row, dict)), None)
+        if bad is not None:
+            raise LogFormatError(path, f"{table}[{bad}]", f"expected a record (JSON object), got {type(rows[bad]).__name__} {short_repr(rows[bad], 60)}")
         return rows
 
     def _field(self, row: dict, key: str, table: str, index: int | None) -> Any:
@@ -348,7 +351,7 @@ class NuScenesReader(LogReader):
 
     def list_frames(self) -> list[FrameRef]:
         """One ref per sample, in time order (tables were indexed when the reader opened)."""
-        return [FrameRef(self.uri, log_id, i, timestamp_ns, self.name) for i, (timestamp_ns, _, log_id) in enumerate(self._frames)]
+        return [FrameRef(self.uri, log_id, i, timestamp_ns, self.name, token) for i, (timestamp_ns, token, log_id) in enumerate(self._frames)]
 
     def sample_token(self, ref: FrameRef) -> str:
         """The ``sample`` token of a listed frame."""

@@ -46,7 +46,8 @@ def _bag_errors() -> tuple[type[BaseException], ...]:
     from rosbags.rosbag2 import ReaderError as Reader2Error
     from rosbags.serde import SerdeError
 
-    return (AnyReaderError, Reader1Error, Reader2Error, SerdeError, OSError, ValueError, KeyError, IndexError)
+    # MemoryError: a corrupt length field makes rosbags try to read gigabytes at once.
+    return (AnyReaderError, Reader1Error, Reader2Error, SerdeError, OSError, ValueError, KeyError, IndexError, MemoryError)
 
 
 class _BagSource(MessageSource):
@@ -121,8 +122,10 @@ class RosbagLogReader(LogReader):
         try:
             self._reader = AnyReader([path], default_typestore=get_typestore(store))
             self._reader.open()
+        except MemoryError as exc:
+            raise LogFormatError(self.uri, "record length", "cannot open the bag: a record claims more memory than is available (corrupt length field)") from exc
         except (FileNotFoundError, *_bag_errors()) as exc:
-            raise LogFormatError(self.uri, None, f"cannot open the bag: {type(exc).__name__}: {exc}") from exc
+            raise LogFormatError(self.uri, "bag", f"cannot open the bag: {type(exc).__name__}: {str(exc)[:300]}") from exc
         try:
             known = set(self._reader.typestore.fielddefs)
             self.topics = [
