@@ -43,6 +43,9 @@ class Cuboids:
         scores: ``(K,)`` float32 confidences (1.0 for ground truth).
         track_ids: ``(K,)`` int64 track ids (-1 when unknown).
         num_lidar_points: ``(K,)`` int32 LiDAR points inside each box, or ``None``.
+        source_labels: ``(K,)`` str class names as the dataset spelled them (``"Car"``,
+            ``"vehicle.bus.rigid"``) when ``labels`` were mapped to the product classes
+            (:mod:`av_pipeline.taxonomy`), or ``None``.
 
     >>> boxes = Cuboids.from_arrays("ego", [[10.0, 0.0, 0.8]], [[4.0, 1.8, 1.6]], [0.0], ["car"])
     >>> len(boxes), boxes.corners_m().shape
@@ -57,6 +60,7 @@ class Cuboids:
     scores: np.ndarray
     track_ids: np.ndarray
     num_lidar_points: np.ndarray | None = field(default=None)
+    source_labels: np.ndarray | None = field(default=None)
 
     def __post_init__(self) -> None:
         centers = check_array(self.centers_m, "centers_m", (None, 3), shape_text="(K, 3)")
@@ -83,6 +87,11 @@ class Cuboids:
             if counts.shape != (k,):
                 raise ShapeError(f"num_lidar_points: expected ({k},) integers, got {counts.shape}")
             object.__setattr__(self, "num_lidar_points", _readonly(counts.astype(np.int32)))
+        if self.source_labels is not None:
+            source = np.asarray(self.source_labels, dtype=str).reshape(-1) if k else np.zeros(0, dtype="<U1")
+            if source.shape != (k,):
+                raise ShapeError(f"source_labels: expected ({k},) strings, got {source.shape}")
+            object.__setattr__(self, "source_labels", _readonly(source))
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -96,6 +105,7 @@ class Cuboids:
         scores: Sequence[float] | None = None,
         track_ids: Sequence[int] | None = None,
         num_lidar_points: Sequence[int] | None = None,
+        source_labels: Sequence[str] | None = None,
     ) -> Cuboids:
         """Build from array-likes; scores default to 1, track ids to -1."""
         k = len(labels)
@@ -108,6 +118,7 @@ class Cuboids:
             np.ones(k, np.float32) if scores is None else np.asarray(scores, np.float32),
             np.full(k, -1, np.int64) if track_ids is None else np.asarray(track_ids, np.int64),
             None if num_lidar_points is None else np.asarray(num_lidar_points, np.int32),
+            None if source_labels is None else np.asarray(source_labels, dtype=str),
         )
 
     @classmethod
@@ -122,6 +133,7 @@ class Cuboids:
     def subset(self, index: NDArrayBool | np.ndarray | slice) -> Cuboids:
         """The boxes selected by a boolean mask, integer index array or slice."""
         counts = None if self.num_lidar_points is None else self.num_lidar_points[index]
+        source = None if self.source_labels is None else self.source_labels[index]
         return Cuboids(
             self.frame,
             self.centers_m[index],
@@ -131,6 +143,7 @@ class Cuboids:
             self.scores[index],
             self.track_ids[index],
             counts,
+            source,
         )
 
     def with_num_lidar_points(self, counts: np.ndarray) -> Cuboids:
@@ -165,9 +178,15 @@ class Cuboids:
             and np.array_equal(self.scores, other.scores)
             and np.array_equal(self.track_ids, other.track_ids)
             and same_counts
+            and _same_optional(self.source_labels, other.source_labels)
         )
 
     __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def labels_as_given(self) -> np.ndarray:
+        """``(K,)`` the dataset's own class names: ``source_labels`` when known, else ``labels``."""
+        return self.source_labels if self.source_labels is not None else self.labels
 
     # ------------------------------------------------------------------ geometry
     def corners_m(self) -> NDArrayFloat:
@@ -192,7 +211,9 @@ class Cuboids:
         """For each point, the index of the first box that contains it, or -1.
 
         Args:
-            points: ``(N, 3+)`` points in this box set's frame (extra columns ignored).
+            points: ``(N, 3+)`` points in this box set's frame (extra columns ignored); any
+                real dtype: float16 (Argoverse 2 sweeps), float32, float64 or integers, all
+                compared in float64 (float16 and integers are converted first).
             margin_m: grow every box by this much on each side.
 
         Returns:
@@ -201,14 +222,34 @@ class Cuboids:
         return _points_in_boxes(points, self, margin_m)[0]
 
     def count_points(self, points: NDArrayFloat, margin_m: float = 0.0) -> np.ndarray:
-        """``(K,)`` int32 number of points inside each box (a point counts for every box containing it)."""
+        """``(K,)`` int32 number of points inside each box (a point counts for every box containing it).
+
+        Args:
+            points: ``(N, 3+)`` points in this box set's frame (extra columns ignored);
+                float16 (Argoverse 2 sweeps), float32, float64 or integers. float16 and
+                integer points are converted to float32 first (exact: every float16 and
+                every integer below 2**24 is a float32); comparisons run in float64.
+            margin_m: grow every box by this much on each side.
+
+        Raises:
+            ShapeError: not ``(N, 3+)``, or a dtype that is not a real number (complex, object).
+        """
         return _points_in_boxes(points, self, margin_m)[1]
 
 
+def _same_optional(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    return (a is None) == (b is None) and (a is None or np.array_equal(a, b))
+
+
 def _points_in_boxes(points: NDArrayFloat, boxes: Cuboids, margin_m: float) -> tuple[np.ndarray, np.ndarray]:
+    dtype = getattr(points, "dtype", None)
+    if dtype is not None and not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise ShapeError(f"points: expected a real-valued (N, 3+) array (float16/32/64 or integers), got dtype {dtype}")
     pts = check_array(points, "points", (None, None), dtype=None, finite=False, shape_text="(N, 3+)")
     if pts.shape[1] < 3:
         raise ShapeError(f"points: expected (N, 3+) float array, got {pts.shape}")
+    if pts.dtype not in (np.float32, np.float64):
+        pts = pts.astype(np.float32)  # float16 (AV2 sweeps): the kernel is compiled for float32/float64
     first = np.full(len(pts), -1, dtype=np.int64)
     counts = np.zeros(len(boxes), dtype=np.int32)
     if len(boxes) == 0 or len(pts) == 0:

@@ -245,6 +245,10 @@ class FrameRef:
         index: position of the frame in the log's frame list.
         timestamp_ns: the frame's reference time (its LiDAR sweep time).
         reader: name of the reader that listed it (``"kitti_object"``, ``"mcap"`` ...).
+        sample: the frame's own name in the log where the log has one: the KITTI object
+            sample id (``"000001"``, the file stem in ``velodyne/``), the KITTI raw frame
+            number (``"0000000042"``), the nuScenes sample token; ``""`` for logs that only
+            have times (MCAP, bags).
     """
 
     log_uri: str
@@ -252,11 +256,17 @@ class FrameRef:
     index: int
     timestamp_ns: int
     reader: str
+    sample: str = ""
 
     @property
     def key(self) -> tuple[str, int]:
         """``(log_id, timestamp_ns)``: the key every stage uses."""
         return (self.log_id, self.timestamp_ns)
+
+    @property
+    def where(self) -> str:
+        """``log_uri#sample`` (or ``log_uri#index`` without a sample name): which frame, for people."""
+        return f"{self.log_uri}#{self.sample or self.index}"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from av_pipeline.errors import ConfigError, ShapeError
 from calibration import MIN_DEPTH_M, SE3, CameraModel
 from calibration.camera import BEHIND_CAMERA, NOT_FINITE, OUTSIDE_IMAGE, OUTSIDE_VALID_REGION, VISIBLE
 
-__all__ = ["PointProjection", "pixel_indices", "project_points", "project_to_cameras"]
+__all__ = ["MAX_POINT_COLUMNS", "PointProjection", "as_se3", "pixel_indices", "project_points", "project_to_cameras"]
 
 _MODEL_CODES = {"pinhole": 0, "radtan": 1, "fisheye": 2}
 
@@ -80,7 +80,7 @@ class PointProjection:
 def project_points(
     points_lidar: np.ndarray,
     camera: CameraModel,
-    camera_SE3_lidar: SE3,
+    camera_SE3_lidar: SE3 | np.ndarray,
     *,
     name: str = "camera",
     min_depth_m: float = MIN_DEPTH_M,
@@ -89,9 +89,14 @@ def project_points(
 
     Args:
         points_lidar: ``(N, 3+)`` float32 (or float64) points; columns past ``x, y, z`` are
-            ignored. NaN/inf rows get ``NOT_FINITE``.
+            ignored. NaN/inf rows get ``NOT_FINITE``. Points stored as columns, ``(3, N)``
+            or ``(4, N)`` with more than :data:`MAX_POINT_COLUMNS` columns, are refused
+            (pass ``points_lidar.T``).
         camera: intrinsics.
-        camera_SE3_lidar: maps the points into the camera frame (x right, y down, z forward).
+        camera_SE3_lidar: maps the points into the camera frame (x right, y down, z
+            forward): an :class:`~calibration.SE3`, or a ``(4, 4)`` homogeneous / ``(3, 4)``
+            ``[R | t]`` matrix such as mmdet3d's ``lidar2cam`` (the rotation must be
+            orthonormal; see :meth:`SE3.from_matrix <calibration.SE3.from_matrix>`).
         name: camera name recorded in the result.
         min_depth_m: points with camera ``z <= min_depth_m`` are ``BEHIND_CAMERA``.
 
@@ -99,10 +104,14 @@ def project_points(
         :class:`PointProjection` with ``N`` rows.
 
     Raises:
-        ShapeError: ``points_lidar`` is not ``(N, 3+)`` float32/float64.
+        ShapeError: ``points_lidar`` is not ``(N, 3+)`` float32/float64, or looks transposed;
+            ``camera_SE3_lidar`` is neither an ``SE3`` nor a ``(4, 4)`` / ``(3, 4)`` matrix.
+        CalibrationError: a matrix whose rotation is not orthonormal or whose last row is
+            not ``[0, 0, 0, 1]``.
         ConfigError: ``min_depth_m`` negative or not finite.
     """
     points = check_points_lidar(points_lidar)
+    camera_SE3_lidar = as_se3(camera_SE3_lidar, "camera_SE3_lidar")
     min_depth_m = float(min_depth_m)
     if not (math.isfinite(min_depth_m) and min_depth_m >= 0.0):
         raise ConfigError(f"min_depth_m: expected a finite value >= 0, got {min_depth_m!r}")
@@ -139,7 +148,7 @@ def project_points(
 def project_to_cameras(
     points_lidar: np.ndarray,
     cameras: Mapping[str, CameraModel],
-    camera_SE3_lidar: Mapping[str, SE3],
+    camera_SE3_lidar: Mapping[str, SE3 | np.ndarray],
     *,
     min_depth_m: float = MIN_DEPTH_M,
 ) -> dict[str, PointProjection]:
@@ -148,7 +157,8 @@ def project_to_cameras(
     Args:
         points_lidar: ``(N, 3+)`` float32 points (see :func:`project_points`).
         cameras: camera name -> intrinsics (e.g. ``{n: c.model for n, c in rig.cameras.items()}``).
-        camera_SE3_lidar: camera name -> transform; one projection per entry, in this order.
+        camera_SE3_lidar: camera name -> transform (``SE3`` or matrix, see :func:`project_points`);
+            one projection per entry, in this order.
         min_depth_m: see :func:`project_points`.
 
     Returns:
@@ -178,12 +188,42 @@ def pixel_indices(uv_px: np.ndarray, width_px: int, height_px: int) -> tuple[np.
     return rows, cols
 
 
+#: More columns than any point layout has (x, y, z, intensity, ring, time, colours, ...): an
+#: array with 3 or 4 rows and more columns than this holds points as columns.
+MAX_POINT_COLUMNS = 16
+
+
 def check_points_lidar(points_lidar: np.ndarray, name: str = "points_lidar") -> np.ndarray:
-    """Return ``points_lidar`` as a C-contiguous ``(N, 3+)`` float32/float64 array, or raise ``ShapeError``."""
+    """Return ``points_lidar`` as a C-contiguous ``(N, 3+)`` float32/float64 array, or raise ``ShapeError``.
+
+    A ``(3, N)`` or ``(4, N)`` array with ``N > MAX_POINT_COLUMNS`` is refused rather than
+    read as 3 or 4 points with ``N`` columns; the message names the fix (``.T``).
+    """
     arr = np.asarray(points_lidar)
     if arr.ndim != 2 or arr.shape[1] < 3 or arr.dtype not in (np.float32, np.float64):
         raise ShapeError(f"{name}: expected (N, 3+) float32 array, got {arr.shape} {arr.dtype}")
+    if arr.shape[0] in (3, 4) and arr.shape[1] > MAX_POINT_COLUMNS:
+        raise ShapeError(
+            f"{name}: expected (N, 3+) points in rows, got {arr.shape}: {arr.shape[1]} points stored as columns? "
+            f"pass {name}.T (a ({arr.shape[1]}, {arr.shape[0]}) array)"
+        )
     return np.ascontiguousarray(arr)
+
+
+def as_se3(transform: SE3 | np.ndarray, name: str) -> SE3:
+    """``transform`` as an :class:`~calibration.SE3`: an ``SE3`` as it is, or a ``(4, 4)`` / ``(3, 4)`` matrix.
+
+    Raises:
+        ShapeError: another type or shape (the message shows what came).
+        CalibrationError: a non-orthonormal rotation or a last row other than ``[0, 0, 0, 1]``.
+    """
+    if isinstance(transform, SE3):
+        return transform
+    shape = getattr(np.asarray(transform) if isinstance(transform, (list, tuple, np.ndarray)) else None, "shape", None)
+    if shape not in ((4, 4), (3, 4)):
+        got = shape if shape is not None else type(transform).__name__
+        raise ShapeError(f"{name}: expected an SE3 or a (4, 4) or (3, 4) float matrix, got {got}")
+    return SE3.from_matrix(np.asarray(transform, dtype=np.float64), name=name)
 
 
 # ---------------------------------------------------------------------- kernel

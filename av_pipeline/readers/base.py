@@ -11,6 +11,8 @@ Adding a reader: subclass :class:`LogReader`, implement ``sniff``, ``list_frames
 from __future__ import annotations
 
 import abc
+import functools
+import numbers
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
@@ -24,6 +26,11 @@ class LogReader(abc.ABC):
     Subclasses set ``name`` (used in :class:`FrameRef.reader` and ``open_log(..., reader=)``)
     and implement the abstract methods. Readers are cheap to construct: they may read an
     index or summary, never all sensor data. Use as a context manager to release files.
+
+    A reader is also a sequence of frames: ``len(reader)`` frames, ``reader[i]`` (negative
+    and slices too) and ``reader.load_frame(i)`` load by position in :meth:`list_frames`,
+    and ``for frame in reader`` loads them in order. The frame list is read once, on the
+    first such use.
 
     Attributes:
         uri: the log's location as given to :func:`open_log`.
@@ -51,13 +58,61 @@ class LogReader(abc.ABC):
         """The log's frames in time order, without loading sensor data."""
 
     @abc.abstractmethod
-    def load_frame(self, ref: FrameRef) -> Frame:
-        """Load one frame listed by :meth:`list_frames`.
+    def load_frame(self, ref: FrameRef | int) -> Frame:
+        """Load one frame listed by :meth:`list_frames`, given its ref or its position there.
+
+        Subclasses implement it for a :class:`FrameRef`; an ``int`` (negative counts from the
+        end) is turned into the ref before their code runs (see ``__init_subclass__``).
 
         Raises:
             LogFormatError: the frame's data is corrupt or missing; the message names the
                 file and the field.
+            IndexError: an index outside the log's frames.
+            TypeError: neither a ``FrameRef`` nor an ``int``.
         """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        load = cls.__dict__.get("load_frame")
+        if load is None or getattr(load, "__isabstractmethod__", False) or getattr(load, "_accepts_index", False):
+            return
+
+        @functools.wraps(load)
+        def load_frame(self: LogReader, ref: FrameRef | int) -> Frame:
+            return load(self, self._as_ref(ref))
+
+        load_frame._accepts_index = True  # type: ignore[attr-defined]
+        cls.load_frame = load_frame  # type: ignore[method-assign]
+
+    def _frame_refs(self) -> list[FrameRef]:
+        refs = getattr(self, "_listed_refs", None)
+        if refs is None:
+            refs = self._listed_refs = self.list_frames()
+        return refs
+
+    def _as_ref(self, ref: FrameRef | int) -> FrameRef:
+        if isinstance(ref, FrameRef):
+            return ref
+        if isinstance(ref, bool) or not isinstance(ref, numbers.Integral):
+            raise TypeError(
+                f"{self.uri}: load_frame expects a FrameRef from list_frames() or an int index, got {type(ref).__name__}"
+            )
+        refs = self._frame_refs()
+        if not -len(refs) <= int(ref) < len(refs):
+            raise IndexError(f"{self.uri}: frame {int(ref)} is out of range; the log has {len(refs)} frames")
+        return refs[int(ref)]
+
+    def __len__(self) -> int:
+        return len(self._frame_refs())
+
+    def __getitem__(self, index: int | slice) -> Frame | list[Frame]:
+        """``reader[i]``: frame ``i`` of :meth:`list_frames`; ``reader[a:b]``: a list of frames."""
+        if isinstance(index, slice):
+            return [self.load_frame(ref) for ref in self._frame_refs()[index]]
+        return self.load_frame(index)
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self.iter_frames()
 
     def skipped_entries(self) -> list[LogFormatError]:
         """Files or rows of the log that :meth:`list_frames` could not list as frames.
@@ -119,6 +174,27 @@ def _import_builtin_readers() -> None:
                 raise
 
 
+#: What each built-in reader opens, in the words of a user's data (error messages, docs). A
+#: reader registered from elsewhere may set ``format_description`` on its class instead.
+READER_FORMATS: dict[str, str] = {
+    "kitti_object": "KITTI object (a training/testing folder with velodyne/, calib/, image_2/, label_2/)",
+    "kitti_raw": "KITTI raw (a <date>_drive_<nnnn>_sync or _extract folder beside the calib_*.txt files)",
+    "nuscenes": "nuScenes / Lyft Level 5 tables (a folder with sample.json, sample_data.json, ...)",
+    "mcap": "MCAP (.mcap with foxglove or ROS 2 messages)",
+    "rosbag": "ROS 1 bag (.bag) or ROS 2 bag folder (metadata.yaml)",
+    "pcd": "PCD point cloud (.pcd)",
+    "pcd_folder": "a folder of .pcd sweeps with images and a calibration file (PJLab layout)",
+    "av2": "Argoverse 2 sensor log (a log folder with sensors/lidar/*.feather)",
+    "pandaset": "PandaSet sequence (a folder with lidar/, camera/, annotations/)",
+}
+
+
+def reader_formats() -> list[str]:
+    """One line per registered reader: the format it opens (see :data:`READER_FORMATS`)."""
+    _import_builtin_readers()
+    return [getattr(cls, "format_description", None) or READER_FORMATS.get(name, name) for name, cls in _READERS.items()]
+
+
 #: Modules holding the built-in readers (each registers itself on import).
 BUILTIN_READER_MODULES: tuple[str, ...] = (
     "av_pipeline.readers.kitti",
@@ -157,4 +233,5 @@ def open_log(uri: str | Path, reader: str | None = None, **options: Any) -> LogR
                 return cls(uri, **options)
     except OSError as exc:  # unreadable folder, symlink loop, ...: the product's error, the OS error as cause
         raise LogFormatError(getattr(exc, "filename", None) or uri, "path", f"cannot read: {exc.strerror or exc}") from exc
-    raise LogFormatError(uri, "format", f"no reader recognises this log; readers: {sorted(_READERS)}")
+    formats = "; ".join(reader_formats())
+    raise LogFormatError(uri, "format", f"no reader recognises this log; the formats read are: {formats}")

@@ -321,7 +321,7 @@ class KittiObjectReader(LogReader):
     def list_frames(self) -> list[FrameRef]:
         """One ref per sample id, at ``int(id) * 100 ms`` (directory listing only)."""
         return [
-            FrameRef(self.uri, self.log_id, index, _sample_id_number(self.split_dir, sid) * KITTI_OBJECT_PERIOD_NS, self.name)
+            FrameRef(self.uri, self.log_id, index, _sample_id_number(self.split_dir, sid) * KITTI_OBJECT_PERIOD_NS, self.name, sid)
             for index, sid in enumerate(self.sample_ids())
         ]
 
@@ -576,7 +576,7 @@ class KittiRawReader(LogReader):
             LogFormatError: a malformed line, or (``strict_timestamps``) out-of-order times;
                 the message names the file and the line.
         """
-        return [FrameRef(self.uri, self.log_id, i, int(t), self.name) for i, t in enumerate(self.sweep_times_ns())]
+        return [FrameRef(self.uri, self.log_id, i, int(t), self.name, f"{i:010d}") for i, t in enumerate(self.sweep_times_ns())]
 
     def skipped_entries(self) -> list[LogFormatError]:
         """Sweep files in ``velodyne_points/data`` beyond the last line of its ``timestamps.txt``
