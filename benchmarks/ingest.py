@@ -15,9 +15,13 @@ Measured, as frames per second (median of --repeats where cheap):
 - load + validate: ``frame_index_row(ref, reader.load_frame(ref))`` (adds the PNG decode
   and the NaN/shape checks): what one Beam worker does per frame;
 - the whole job ``beam_jobs.ingest.run`` on the local runner, in-process and with 2 worker
-  processes, wall time including Beam start-up (so a small N understates the steady rate).
+  processes, wall time including Beam start-up (so a small N understates the steady rate);
+- the cost of MCAP chunk CRC validation (the reader always validates): loading every frame
+  of the foxglove MCAP with the product reader as shipped (``validate_crcs=True``) and with
+  its chunk reader swapped for one without CRC checks, interleaved in one process; the
+  ratio on / off is printed with the load average (the machine may be shared).
 
-Run: .venv/bin/python benchmarks/ingest.py [--frames N] [--repeats R] [--skip-beam] [--skip-mcap] [--json OUT]
+Run: .venv/bin/python benchmarks/ingest.py [--frames N] [--repeats R] [--skip-beam] [--skip-mcap] [--crc-only] [--json OUT]
 """
 
 from __future__ import annotations
@@ -106,6 +110,36 @@ def write_mcaps(split_dir: Path, root: Path) -> dict[str, Path]:
     return paths
 
 
+def bench_mcap_crc(path: Path, repeats: int) -> dict[str, float]:
+    """Seconds to load every frame of ``path`` with chunk CRC validation on (as shipped) and off.
+
+    The two variants alternate ``repeats`` times each (so drifting load hits both alike);
+    medians are reported, with the ratio on / off.
+    """
+    from mcap.reader import SeekingReader
+
+    def load_all(validate: bool) -> float:
+        with open_log(path) as reader:
+            if not validate:  # benchmark only: the product has no switch to turn CRCs off
+                size = reader._file.seek(0, 2)  # noqa: SLF001
+                reader._file.seek(0)  # noqa: SLF001
+                unchecked = SeekingReader(reader._file, validate_crcs=False, record_size_limit=size)  # noqa: SLF001
+                reader._reader = reader._source._reader = unchecked  # noqa: SLF001
+            refs = reader.list_frames()
+            start = time.perf_counter()
+            for ref in refs:
+                reader.load_frame(ref)
+            return time.perf_counter() - start
+
+    load_all(True)  # warm the page cache and the decoders
+    on, off = [], []
+    for _ in range(repeats):
+        on.append(load_all(True))
+        off.append(load_all(False))
+    on_s, off_s = statistics.median(on), statistics.median(off)
+    return {"crc_on_s": on_s, "crc_off_s": off_s, "ratio_on_over_off": on_s / off_s, "loadavg_1min": os.getloadavg()[0]}
+
+
 def bench_job(split_dir: Path, out: Path, extra: list[str]) -> float:
     from beam_jobs.ingest import run
 
@@ -123,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-beam", action="store_true", help="only the plain functions")
     parser.add_argument("--skip-mcap", action="store_true", help="KITTI files only")
+    parser.add_argument("--crc-only", action="store_true", help="only the MCAP CRC validation cost")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     if not (SHARED_DATA / "kitti" / "training" / "velodyne" / "000001.bin").is_file():
@@ -134,8 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="avp_bench_ingest_") as tmp:
         split_dir = make_kitti_split(Path(tmp), args.frames)
         sources = {"kitti": split_dir}
-        if not args.skip_mcap:
+        if not args.skip_mcap or args.crc_only:
             sources.update(write_mcaps(split_dir, Path(tmp)))
+            results["mcap_crc"] = bench_mcap_crc(sources["mcap_foxglove"], max(args.repeats, 3))
+        if args.crc_only:
+            _print_crc(results["mcap_crc"], args.frames)
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=2))
+            return 0
         results["floor_fps"] = bench_floor(split_dir, args.repeats)
         for name, uri in sources.items():
             results[name] = bench_reader(uri, args.frames, args.repeats)
@@ -157,9 +198,17 @@ def main(argv: list[str] | None = None) -> int:
     for key in [k for k in results if k.startswith("job_")]:
         label = key.removeprefix("job_").removesuffix("_fps").replace("_", " ")
         print(f"  {'ingest job, ' + label + ' (incl. start-up)':<58} {results[key]:>10.1f} frames/s")
+    if "mcap_crc" in results:
+        _print_crc(results["mcap_crc"], args.frames)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def _print_crc(crc: dict[str, float], frames: int) -> None:
+    print(f"MCAP (foxglove, zstd) load_frame of all {frames} frames, chunk CRC validation on vs off (same process, interleaved):")
+    print(f"  CRC on (as shipped): {crc['crc_on_s']:.3f} s   CRC off: {crc['crc_off_s']:.3f} s   ratio on/off: {crc['ratio_on_over_off']:.3f}")
+    print(f"  load average (1 min) during the run: {crc['loadavg_1min']:.2f} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":
