@@ -547,8 +547,11 @@ class KittiRawReader(LogReader):
         self.drive_dir = Path(uri)
         self.calib_dir = self.drive_dir.parent
         self.strict_timestamps = bool(options.get("strict_timestamps", True))
-        self.max_image_offset_ns = int(options.get("max_image_offset_ns", 50_000_000))
-        self.max_pose_offset_ns = int(options.get("max_pose_offset_ns", 100_000_000))
+        try:
+            self.max_image_offset_ns = int(options.get("max_image_offset_ns", 50_000_000))
+            self.max_pose_offset_ns = int(options.get("max_pose_offset_ns", 100_000_000))
+        except (TypeError, ValueError) as exc:
+            raise LogFormatError(uri, "options", f"max_image_offset_ns / max_pose_offset_ns: expected integers (ns): {exc}") from None
         if not (self.drive_dir / "velodyne_points").is_dir():
             raise LogFormatError(uri, "velodyne_points", "expected a KITTI raw drive folder with velodyne_points/")
         self._calib: KittiRawCalib | None = None
