@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from av_pipeline.boxes import Cuboids, kitti_camera_boxes_to_cuboids
+from av_pipeline.taxonomy import with_product_labels
 from av_pipeline.errors import LogFormatError, short_repr
 from av_pipeline.readers.base import LogReader, register_reader
 from av_pipeline.readers.bin_points import read_float32_points
@@ -381,7 +382,7 @@ class KittiObjectReader(LogReader):
             labels = read_kitti_labels(label_path)
             if len(labels.dontcare_boxes_px):
                 _log.debug("%s: %d DontCare regions not in the annotations", label_path, len(labels.dontcare_boxes_px))
-            boxes = labels.to_cuboids(calib, "ego")
+            boxes = with_product_labels(labels.to_cuboids(calib, "ego"), "kitti")  # "Car" -> "car", "Car" kept as source label
             annotations = boxes.with_num_lidar_points(boxes.count_points(points))
         return Frame(
             self.log_id,

@@ -30,6 +30,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from av_pipeline.boxes import Cuboids
+from av_pipeline.taxonomy import with_product_labels
 from av_pipeline.errors import ConfigError, LogFormatError
 from av_pipeline.readers.mcap_samples import (
     CalibrationSample,
@@ -687,7 +688,8 @@ class FrameAssembler:
     def _cuboids(self, topic: str, sample: CuboidSample | None, time_ns: int, tree: TransformTree) -> Cuboids | None:
         if sample is None:
             return None
-        cuboids = sample.cuboids
+        # Labels as written, mapped to the product classes (any dataset's spelling); the written ones kept as source labels.
+        cuboids = with_product_labels(sample.cuboids, "any")
         if len(cuboids) == 0:
             return Cuboids.empty(EGO)
         if sample.frame_id in (self.options.ego_frame, EGO):

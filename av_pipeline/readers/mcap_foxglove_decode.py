@@ -8,7 +8,8 @@ Cuboid convention in ``SceneUpdate`` (the writer follows it, the reader expects 
 ``SceneEntity`` per box with one ``CubePrimitive``; ``cube.pose`` is the box centre with the
 heading in its orientation, ``cube.size`` is ``(length, width, height)`` in metres; entity
 ``metadata`` carries ``class`` (also accepted: ``label``), ``score`` (decimal text, parsed to
-float32), ``track_id`` (decimal integer) and, when known, ``num_lidar_points``. The entity
+float32), ``track_id`` (decimal integer) and, when known, ``num_lidar_points`` and
+``source_class`` (the dataset's own class name, ``Cuboids.source_labels``). The entity
 ``id`` is the track id as text (``"untracked-<i>"`` for boxes without one); when the
 ``track_id`` key is absent, an integer ``id`` is taken as the track id. Missing class ->
 ``"unknown"``, missing score -> 1.0. All entities of one update share one ``frame_id``.
@@ -119,10 +120,11 @@ def decode_scene_update(msg: Any, path: str, topic: str) -> CuboidSample:
         raise LogFormatError(path, f"{topic} entities", f"expected one frame_id for all boxes, got {sorted(frames)}")
     frame_id = frames.pop() if frames else ""
     stamp = max((timestamp_ns(e.timestamp) for e in msg.entities), default=0)
-    centers, sizes, quats, labels, scores, tracks, counts = [], [], [], [], [], [], []
+    centers, sizes, quats, labels, scores, tracks, counts, sources = [], [], [], [], [], [], [], []
     for i, entity in enumerate(msg.entities):
         meta = {kv.key: kv.value for kv in entity.metadata}
         label = meta.get("class", meta.get("label", "unknown"))
+        source = meta.get("source_class")
         where = f"{topic} entities[{i}] metadata"
         try:
             score = float(meta.get("score", "1.0"))
@@ -145,11 +147,13 @@ def decode_scene_update(msg: Any, path: str, topic: str) -> CuboidSample:
             scores.append(score)
             tracks.append(track)
             counts.append(count)
+            sources.append(source)
     yaws = yaw_from_xyzw(np.asarray(quats, dtype=np.float64).reshape(-1, 4))
     num_points = counts if counts and all(c is not None for c in counts) else None
+    source_labels = sources if sources and all(s is not None for s in sources) else None
     try:
         cuboids = Cuboids.from_arrays(
-            frame_id, np.reshape(centers, (-1, 3)), np.reshape(sizes, (-1, 3)), yaws, labels, scores, tracks, num_points
+            frame_id, np.reshape(centers, (-1, 3)), np.reshape(sizes, (-1, 3)), yaws, labels, scores, tracks, num_points, source_labels
         )
     except ValueError as exc:  # ShapeError: e.g. a zero-size cube
         raise LogFormatError(path, f"{topic} cubes", str(exc)) from exc

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from av_pipeline.boxes import Cuboids, nuscenes_boxes_to_cuboids
+from av_pipeline.taxonomy import with_product_labels
 from av_pipeline.errors import LogFormatError, short_repr
 from av_pipeline.readers.base import LogReader, register_reader
 from av_pipeline.readers.bin_points import read_float32_points
@@ -475,7 +476,8 @@ class NuScenesReader(LogReader):
             )
         except (ValueError, TypeError) as exc:
             raise LogFormatError(table, f"sample {sample}", f"bad box values: {exc}") from exc
-        return boxes_world.transform(world_SE3_ego.inverse(), "ego")
+        # Product classes in labels, nuScenes / Lyft category names in source_labels.
+        return with_product_labels(boxes_world.transform(world_SE3_ego.inverse(), "ego"), "nuscenes")
 
 
 __all__ = [

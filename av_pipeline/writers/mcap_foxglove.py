@@ -168,6 +168,8 @@ def _scene_update(boxes: Boxes, time_ns: int, color: tuple[float, ...], *, with_
         metadata = {"class": str(c.labels[i]), "score": repr(float(c.scores[i])), "track_id": str(track)}
         if c.num_lidar_points is not None:
             metadata["num_lidar_points"] = str(int(c.num_lidar_points[i]))
+        if c.source_labels is not None:
+            metadata["source_class"] = str(c.source_labels[i])
         for key, value in metadata.items():
             entity.metadata.add(key=key, value=value)
         cube = entity.cubes.add()

@@ -69,7 +69,7 @@ def test_kitti_bev_range_includes_the_truck_at_69_m(kitti_figures: dict[str, Fig
 def test_kitti_camera_draws_ground_truth_with_legend_labels_and_colour_bar(kitti_figures: dict[str, FigureSummary]) -> None:
     camera = kitti_figures["camera_image_2.png"]
     assert camera.legend == ("ground truth (3 in view)",)
-    assert sorted(camera.labels) == ["Car", "Cyclist", "Truck"]
+    assert sorted(camera.labels) == ["car", "cyclist", "truck"]
     assert camera.colorbar_label == "LiDAR depth (m)"
     assert not _overlaps(camera.label_boxes_px), camera.label_boxes_px
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from av_pipeline.boxes import Cuboids, kitti_camera_boxes_to_cuboids
+from av_pipeline.taxonomy import with_product_labels
 from av_pipeline.readers import open_log
 from av_pipeline.readers.mcap_log import McapLogReader
 from av_pipeline.records import CameraImage, Frame, LidarSweep, OnboardPerception
@@ -52,7 +53,7 @@ def kitti_frame(shared_data: Path, *, world_SE3_ego: SE3 | None = None) -> Frame
     ry = np.array([float(r[14]) for r in rows])
     velo_SE3_rect = calib.rect_SE3_velo.inverse()
     boxes = kitti_camera_boxes_to_cuboids(loc, hwl, ry, [r[0] for r in rows], velo_SE3_rect, frame="ego", scores=[0.9, 0.75, 0.5])
-    boxes = replace(boxes, track_ids=np.array([7, 12, -1]))
+    boxes = replace(with_product_labels(boxes, "kitti"), track_ids=np.array([7, 12, -1]))  # as the KITTI reader labels them
     return Frame(
         "kitti_000001",
         KITTI_T_NS,

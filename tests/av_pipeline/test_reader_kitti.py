@@ -100,7 +100,8 @@ def test_object_labels_convert_back_to_the_file_numbers(frame_000001, kitti_spli
     reader, _, frame = frame_000001
     boxes = frame.annotations
     assert boxes.frame == "ego"
-    assert boxes.labels.tolist() == ["Truck", "Car", "Cyclist"]  # 4 DontCare rows left out
+    assert boxes.labels.tolist() == ["truck", "car", "cyclist"]  # product classes; 4 DontCare rows left out
+    assert boxes.source_labels.tolist() == ["Truck", "Car", "Cyclist"]  # the file's spelling kept
     labels = read_kitti_labels(kitti_split / "label_2" / "000001.txt")
     assert len(labels.dontcare_boxes_px) == 4
     rows = [line.split() for line in (kitti_split / "label_2" / "000001.txt").read_text().splitlines()]
