@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, str] = {
     "ingest": "av_pipeline.cli.ingest:IngestCommand",
     "simulate": "av_pipeline.cli.simulate:SimulateCommand",
     "train": "av_pipeline.cli.train:TrainCommand",
+    "prelabel": "av_pipeline.cli.prelabel:PrelabelCommand",
+    "evaluate": "av_pipeline.cli.evaluate:EvaluateCommand",
 }
 #: subcommand -> the extras that install what it needs beyond the core (calibration) install.
 EXTRAS: dict[str, str] = {"demo": "beam", "calib": "", "ingest": "beam", "simulate": "synthetic", "train": "detect,synthetic"}

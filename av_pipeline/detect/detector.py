@@ -88,9 +88,22 @@ class Detector:
         source: where the weights came from (file path).
         metadata: the weights' description (training run, metrics) when shipped.
         stats: :class:`DetectionStats`.
+        ground_z_m: height of the ground in the logs' ``ego`` frame. The detector is trained
+            with the ego origin on the ground (synthetic logs, nuScenes, Argoverse 2, PandaSet);
+            for logs whose ``ego`` is the LiDAR (KITTI: ``-1.73``), points are lifted by
+            ``-ground_z_m`` before detection and boxes are put back.
     """
 
-    def __init__(self, model: CenterPointNet, config: DetectorConfig, device: str | torch.device, source: str = "", metadata: dict | None = None) -> None:
+    def __init__(
+        self,
+        model: CenterPointNet,
+        config: DetectorConfig,
+        device: str | torch.device,
+        source: str = "",
+        metadata: dict | None = None,
+        ground_z_m: float = 0.0,
+    ) -> None:
+        self.ground_z_m = float(ground_z_m)
         self.config = config
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -106,7 +119,7 @@ class Detector:
         return "cuda" if torch.cuda.is_available() else "cpu"
 
     @classmethod
-    def from_pretrained(cls, weights: str | Path | None = None, device: str | None = None) -> Detector:
+    def from_pretrained(cls, weights: str | Path | None = None, device: str | None = None, ground_z_m: float = 0.0) -> Detector:
         """Load shipped weights.
 
         Args:
@@ -114,6 +127,7 @@ class Detector:
                 :data:`~av_pipeline.detect.checkpoint.DEFAULT_WEIGHTS`) or the path of a
                 ``.pt`` file with its ``.json`` description beside it.
             device: ``"cpu"``, ``"cuda"`` ...; default CUDA when torch sees a GPU.
+            ground_z_m: see the class attributes.
 
         Raises:
             CheckpointError: missing, corrupt, foreign or mismatched weights (names the file).
@@ -125,10 +139,10 @@ class Detector:
         config, state, meta = load_shipped(path)
         model = CenterPointNet(config)
         model.load_state_dict(check_state_dict(path, state, model.state_dict()))
-        return cls(model, config, cls._default_device(device), str(path), meta)
+        return cls(model, config, cls._default_device(device), str(path), meta, ground_z_m)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> Detector:
+    def from_checkpoint(cls, path: str | Path, device: str | None = None, ground_z_m: float = 0.0) -> Detector:
         """Load a training checkpoint (``checkpoint.pt`` of ``avp train``).
 
         Raises:
@@ -143,7 +157,7 @@ class Detector:
             raise CheckpointError(path, f"field 'config' does not describe a detector ({exc})") from exc
         model = CenterPointNet(config)
         model.load_state_dict(check_state_dict(path, payload["model"], model.state_dict()))
-        return cls(model, config, cls._default_device(device), str(path))
+        return cls(model, config, cls._default_device(device), str(path), None, ground_z_m)
 
     # ------------------------------------------------------------------ inference
     @property
@@ -179,7 +193,10 @@ class Detector:
             arr = np.asarray(cloud)
             if arr.ndim != 2 or arr.shape[1] != width or not np.issubdtype(arr.dtype, np.floating):
                 raise ShapeError(f"clouds[{i}]: expected ({'N'}, {width}) float points {self.config.point_features}, got {arr.shape} {arr.dtype}")
-            vox = voxel_input(arr.astype(np.float32, copy=False), self.config)
+            arr = arr.astype(np.float32, copy=self.ground_z_m != 0.0)
+            if self.ground_z_m:
+                arr[:, 2] -= np.float32(self.ground_z_m)
+            vox = voxel_input(arr, self.config)
             inputs.append(vox)
         t1 = time.perf_counter()
         results: list[Cuboids] = [Cuboids.empty("ego")] * len(clouds)
@@ -201,6 +218,8 @@ class Detector:
                     results[i] = decode_frame(outputs, b, self.config)
                 t4 = time.perf_counter()
             timings.update(backbone=(t2 - t1) * 1e3, head=(t3 - t2) * 1e3, decode=(t4 - t3) * 1e3)
+        if self.ground_z_m:
+            results = [_lowered(b, self.ground_z_m) for b in results]
         self._count(clouds, inputs, results, timings)
         return results
 
@@ -214,6 +233,14 @@ class Detector:
             stats.nonfinite_points += vox.num_nonfinite
             stats.out_of_range_points += vox.num_out_of_range
         stats.last_timings_ms = timings
+
+
+def _lowered(boxes: Cuboids, ground_z_m: float) -> Cuboids:
+    from dataclasses import replace
+
+    centers = boxes.centers_m.copy()
+    centers[:, 2] += ground_z_m
+    return replace(boxes, centers_m=centers)
 
 
 def _sync(device: torch.device) -> None:

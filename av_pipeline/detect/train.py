@@ -169,8 +169,12 @@ def train(
         if not resume:
             raise ConfigError(f"{ckpt_path} exists: pass --resume to continue that run, or choose another --out")
         payload = load_training_checkpoint(ckpt_path)
-        if payload.get("train_config") != json.dumps(config.to_dict(), sort_keys=True):
+        stored = json.loads(payload.get("train_config", "{}"))
+        # the total step count may change on resume: the schedule is a function of step / steps
+        if {k: v for k, v in stored.items() if k != "steps"} != {k: v for k, v in config.to_dict().items() if k != "steps"}:
             raise ConfigError(f"{ckpt_path}: the checkpoint was made with another training configuration; use the same options to resume")
+        if stored.get("steps") != config.steps:
+            log.warning("resuming with %d total steps instead of %s: the learning-rate schedule is re-planned", config.steps, stored.get("steps"))
         try:
             model.load_state_dict(payload["model"])
             optimizer.load_state_dict(payload["optimizer"])
