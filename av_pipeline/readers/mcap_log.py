@@ -82,7 +82,7 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
     """What protobuf and mcap_ros2 raise on bytes that do not match the schema."""
     from google.protobuf.message import DecodeError
 
-    return (*_read_errors(), DecodeError, AttributeError, TypeError, UnicodeDecodeError, NotImplementedError)
+    return (*_read_errors(), DecodeError, AttributeError, TypeError, UnicodeDecodeError, NotImplementedError, OverflowError)
 
 
 def schema_family(schema_name: str, schema_encoding: str) -> tuple[str, str | None]:

@@ -80,11 +80,13 @@ class _BagSource(MessageSource):
         conn, raw = message.payload
         try:
             decoded = self._reader.deserialize(raw, conn.msgtype)
-        except (*self._errors, AttributeError, TypeError, UnicodeDecodeError) as exc:
+            return ROS_DECODERS[normalize_ros_type(conn.msgtype)](decoded, self.path, conn.topic)
+        except LogFormatError:
+            raise
+        except (*self._errors, AttributeError, TypeError, UnicodeDecodeError, OverflowError) as exc:
             raise LogFormatError(
-                self.path, conn.topic, f"message at {message.log_time_ns} does not decode as {conn.msgtype}: {type(exc).__name__}: {exc}"
+                self.path, conn.topic, f"message at {message.log_time_ns} does not decode as {conn.msgtype}: {type(exc).__name__}: {str(exc)[:200]}"
             ) from exc
-        return ROS_DECODERS[normalize_ros_type(conn.msgtype)](decoded, self.path, conn.topic)
 
 
 @register_reader
