@@ -14,7 +14,7 @@ $(STAMP): setup.cfg constraints.txt pyproject.toml scripts/bootstrap.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/avp demo --out out/demo
+	$(VENV)/bin/avp demo --out out/demo --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)

@@ -120,6 +120,59 @@ def frame_products(
     return FrameProducts(frame.key, fusion, voxels, projections)
 
 
+def summarize_rows(rows: Sequence[dict]) -> dict:
+    """Fusion and voxel numbers over many frames, from their :meth:`FrameProducts.summary_row` rows.
+
+    Returns:
+        ``{"fusion": {...}, "voxels": {...}}``, JSON-ready. ``fusion``: ``frames``,
+        ``deskewed`` / ``motion_compensated`` (frames), ``points`` and ``points_painted``
+        (mean per frame), ``painted_fraction`` (painted / points over all frames),
+        ``frames_per_camera`` (frames each camera was fused in), ``depth_pixels_mean`` and
+        ``onboard_objects_visible_mean`` per camera (over the frames it was fused in),
+        ``max_abs_skew_ms`` (largest image-sweep time gap; ``None`` without cameras).
+        ``voxels``: ``mean``, ``min``, ``max`` per frame and ``points_dropped`` (totals by
+        reason). Empty ``rows`` give zero counts and ``None`` means.
+    """
+    count = len(rows)
+
+    def mean(values: Sequence[float]) -> float | None:
+        return round(float(np.mean(values)), 3) if len(values) else None
+
+    def per_camera(key: str) -> dict[str, float | None]:
+        cameras = sorted({camera for row in rows for camera in row[key]})
+        return {camera: mean([row[key][camera] for row in rows if camera in row[key]]) for camera in cameras}
+
+    points = [row["points"] for row in rows]
+    painted = [row["points_painted"] for row in rows]
+    voxels = [row["voxels"] for row in rows]
+    skews = [row["max_abs_skew_ms"] for row in rows if row["max_abs_skew_ms"] is not None]
+    dropped: dict[str, int] = {}
+    for row in rows:
+        for reason, value in row["voxel_points_dropped"].items():
+            dropped[reason] = dropped.get(reason, 0) + int(value)
+    cameras = sorted({camera for row in rows for camera in row["cameras_matched"]})
+    return {
+        "fusion": {
+            "frames": count,
+            "deskewed": sum(bool(row["deskewed"]) for row in rows),
+            "motion_compensated": sum(bool(row["motion_compensated"]) for row in rows),
+            "points": mean(points),
+            "points_painted": mean(painted),
+            "painted_fraction": round(sum(painted) / sum(points), 4) if sum(points) else None,
+            "frames_per_camera": {camera: sum(camera in row["cameras_matched"] for row in rows) for camera in cameras},
+            "depth_pixels_mean": per_camera("depth_pixels"),
+            "onboard_objects_visible_mean": per_camera("onboard_objects_visible"),
+            "max_abs_skew_ms": round(max(skews), 3) if skews else None,
+        },
+        "voxels": {
+            "mean": mean(voxels),
+            "min": min(voxels) if voxels else None,
+            "max": max(voxels) if voxels else None,
+            "points_dropped": dropped,
+        },
+    }
+
+
 def points_ego(products: FrameProducts, frame: Frame) -> NDArrayFloat:
     """The fused (de-skewed) sweep in the ``ego`` frame, ``(N, 3)`` float64."""
     return frame.rig.ego_SE3_lidar(products.fusion.lidar).transform_points(products.fusion.points_lidar.astype(np.float64))
