@@ -5,7 +5,7 @@ Steps (stable labels): ``ExpandLogs`` -> ``ListFrames`` (as ingest) -> ``LoadPoi
 ``Detect`` (``RunInference`` with :class:`DetectorModelHandler`: the model is loaded once
 per worker and frames are batched) -> ``GroupByLog`` -> ``RefineAndWrite`` (offboard track
 refinement, then ``prelabels/<log>/prelabels.parquet`` and ``frames.parquet``, written under
-a temporary name and renamed) plus ``dead_letters*.jsonl`` and ``summary.json``.
+a temporary name and renamed) plus ``dead_letters/dead_letters-*.jsonl`` and ``summary.json``.
 
 What moves between workers is points only inside the fused load -> detect stage; after it,
 only boxes.
@@ -58,7 +58,7 @@ from beam_jobs.common import (
     write_json,
 )
 from beam_jobs.ingest import METRICS_NAMESPACE as INGEST_NAMESPACE
-from beam_jobs.ingest import ExpandLogs, IngestOptions, ListFrames
+from beam_jobs.ingest import DEAD_LETTERS_GLOB, ExpandLogs, IngestOptions, ListFrames
 
 METRICS_NAMESPACE = "avp.prelabel"
 SUMMARY_FILE = "summary.json"
@@ -251,7 +251,7 @@ def run(argv: Sequence[str] | None = None) -> PrelabelSummary:
     show_progress_lines()
     pipeline, runner = create_pipeline(options)
     uris = build_pipeline(pipeline, options)
-    prepare_output_dir(opts.out, [f"{PRELABEL_DIR}/*/*.parquet", "dead_letters*", SUMMARY_FILE], opts.overwrite)
+    prepare_output_dir(opts.out, [f"{PRELABEL_DIR}/*/*.parquet", DEAD_LETTERS_GLOB, SUMMARY_FILE], opts.overwrite)
     PROGRESS_LOGGER.info("prelabel: %d logs -> %s (runner %s)", len(uris), opts.out, runner)
     start = time.monotonic()
     result = pipeline.run()
@@ -260,7 +260,7 @@ def run(argv: Sequence[str] | None = None) -> PrelabelSummary:
         raise JobFailedError(f"the prelabel pipeline on {runner} ended in state {state}, not DONE")
     counters = counter_values(result, METRICS_NAMESPACE) or {}
     ingest_counters = counter_values(result, INGEST_NAMESPACE) or {}
-    dead = read_json_lines(FileSystems.join(opts.out, "dead_letters*"))
+    dead = read_json_lines(FileSystems.join(opts.out, DEAD_LETTERS_GLOB))
     frame_dead = sum(1 for d in dead if d.get("frame_index") is not None)
     summary = PrelabelSummary(
         out=opts.out, runner=runner, logs=len(uris),

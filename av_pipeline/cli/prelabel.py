@@ -19,7 +19,7 @@ class PrelabelCommand(Command):
 
     Outputs in OUT: prelabels/<log>/prelabels.parquet (one row per box, keyed by
     log_id and timestamp_ns, boxes in the ego frame), prelabels/<log>/frames.parquet
-    (every frame, also those without boxes), dead_letters-*.jsonl, summary.json.
+    (every frame, also those without boxes), dead_letters/dead_letters-*.jsonl, summary.json.
     Schemas: docs/prelabels.md.
 
     Examples:

@@ -35,7 +35,7 @@ def test_every_frame_is_prelabelled_or_dead_lettered(job):
     assert summary.frames_listed == 20
     assert summary.frames_prelabelled + summary.frames_dead_lettered == summary.frames_listed
     assert summary.frames_prelabelled == 20 and summary.logs_dead_lettered == 1
-    dead = [json.loads(line) for p in out.glob("dead_letters*") for line in p.read_text().splitlines()]
+    dead = [json.loads(line) for p in out.glob("dead_letters/dead_letters-*.jsonl") for line in p.read_text().splitlines()]
     assert len(dead) == 1 and dead[0]["path"].endswith("broken.mcap") and dead[0]["stage"] == "list"
     assert json.loads((out / "summary.json").read_text())["frames_prelabelled"] == 20
 
