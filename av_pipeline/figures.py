@@ -436,7 +436,10 @@ def save_frame_figures(
             points,
             None if painted is None else painted.rgb,
             {name: (cuboids, colour) for name, colour, cuboids, _ in sources},
-            title=f"{frame.log_id}, {format_time_ns(frame.timestamp_ns)}: LiDAR {fusion.lidar} {sweep_text}, {paint_text}; {_boxes_text(frame)}",
+            title=(
+                f"{frame.log_id}, {format_time_ns(frame.timestamp_ns)}: LiDAR {fusion.lidar} {sweep_text}, "
+                f"{paint_text}; {_boxes_text(frame)}"
+            ),
         )
     ]
     for camera, camera_SE3_lidar in fusion.camera_SE3_lidar.items():

@@ -134,7 +134,9 @@ def _convert(rig, out: Path, to: str, cameras: list[str]) -> list[Path]:
 
     if to == "kitti":
         if out.suffix:
-            raise ConfigError(f"--to kitti writes calib_cam_to_cam.txt, calib_velo_to_cam.txt, calib_imu_to_velo.txt into a folder; got {out}")
+            raise ConfigError(
+                f"--to kitti writes calib_cam_to_cam.txt, calib_velo_to_cam.txt, calib_imu_to_velo.txt into a folder; got {out}"
+            )
         calib = formats.KittiRawCalib.from_rig(rig)
         formats.write_kitti_raw_calib(calib, out)
         return sorted(out.glob("calib_*.txt"))
