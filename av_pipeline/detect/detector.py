@@ -20,10 +20,8 @@ from av_pipeline.boxes import Cuboids
 from av_pipeline.detect.checkpoint import (
     DEFAULT_WEIGHTS,
     SHIPPED_DIR,
-    CheckpointError,
     check_state_dict,
     load_shipped,
-    load_training_checkpoint,
 )
 from av_pipeline.detect.config import DetectorConfig
 from av_pipeline.detect.decode import decode_frame
@@ -148,15 +146,9 @@ class Detector:
         Raises:
             CheckpointError: the file is not a readable training checkpoint for its config.
         """
-        import json
+        from av_pipeline.detect.export import model_from_checkpoint
 
-        payload = load_training_checkpoint(path)
-        try:
-            config = DetectorConfig.from_dict(json.loads(payload["config"]))
-        except Exception as exc:
-            raise CheckpointError(path, f"field 'config' does not describe a detector ({exc})") from exc
-        model = CenterPointNet(config)
-        model.load_state_dict(check_state_dict(path, payload["model"], model.state_dict()))
+        config, model, _ = model_from_checkpoint(path)
         return cls(model, config, cls._default_device(device), str(path), None, ground_z_m)
 
     # ------------------------------------------------------------------ inference

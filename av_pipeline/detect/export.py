@@ -7,8 +7,27 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from av_pipeline.detect.checkpoint import CheckpointError, load_training_checkpoint, save_shipped
+from av_pipeline.detect.checkpoint import CheckpointError, check_state_dict, load_training_checkpoint, save_shipped
 from av_pipeline.detect.config import DetectorConfig
+
+
+def model_from_checkpoint(checkpoint: str | os.PathLike) -> tuple[DetectorConfig, Any, dict[str, Any]]:
+    """``(config, model with the checkpoint's weights, the checkpoint)`` of a training checkpoint.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be read, its config does not rebuild, or the
+            weights do not fit the model the config builds.
+    """
+    from av_pipeline.detect.model import CenterPointNet
+
+    payload = load_training_checkpoint(checkpoint)
+    try:
+        config = DetectorConfig.from_dict(json.loads(payload["config"]))
+    except Exception as exc:
+        raise CheckpointError(checkpoint, f"field 'config' does not describe a detector ({exc})") from exc
+    model = CenterPointNet(config)
+    model.load_state_dict(check_state_dict(checkpoint, payload["model"], model.state_dict()))
+    return config, model, payload
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out_pt: str | os.PathLike, extra: Mapping[str, Any] | None = None) -> Path:
@@ -23,18 +42,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, out_pt: str | os.PathLike, 
     Raises:
         CheckpointError: the checkpoint cannot be read or does not fit its own config.
     """
-    from av_pipeline.detect.model import CenterPointNet
-
-    payload = load_training_checkpoint(checkpoint)
-    try:
-        config = DetectorConfig.from_dict(json.loads(payload["config"]))
-    except Exception as exc:
-        raise CheckpointError(checkpoint, f"field 'config' does not rebuild a detector config ({exc})") from exc
-    model = CenterPointNet(config)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(checkpoint, f"weights do not fit the stored config ({str(exc)[:300]})") from exc
+    config, model, payload = model_from_checkpoint(checkpoint)
     info = {
         "trained_steps": int(payload["step"]),
         "training_hours": round(float(payload["elapsed_s"]) / 3600, 3),

@@ -68,3 +68,22 @@ def test_safe_name_is_unique_and_file_safe():
     assert safe_name("drive_01") == "drive_01"
     a, b = safe_name("a/b"), safe_name("a_b")
     assert a != b and "/" not in a
+
+
+def test_avp_prelabel_and_evaluate_command_lines(job, tmp_path, capsys):
+    from av_pipeline.cli import main
+
+    _, out = job
+    weights = out.parent / "tiny.pt"
+    log = BUNDLED_LOG_DIR / "synthetic_default.mcap"
+    assert main(["prelabel", str(log), "--out", str(tmp_path / "p"), "--weights", str(weights), "--no-refine", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["frames_prelabelled"] == 20 and printed["frames_dead_lettered"] == 0
+    raw = read_prelabels(tmp_path / "p")
+    assert all((b.track_ids == -1).all() for b in raw.values())  # --no-refine: no tracks
+    assert main(["evaluate", "--pred", str(out), "--gt", str(log), "--json", str(tmp_path / "eval.json")]) == 0
+    text = capsys.readouterr().out
+    assert "20 frames evaluated; 0 of them have no pre-labels" in text and "| car | 3D AP@0.7 |" in text
+    report = json.loads((tmp_path / "eval.json").read_text())
+    assert report["frames"] == 20 and report["num_gt"]["car"]["all"] > 100
+    assert set(report["kitti_ap_r40"]) == {"3d", "bev"} and set(report["nuscenes_ap"]["car"]["all"]) == {"0.5", "1", "2", "4", "mean"}
