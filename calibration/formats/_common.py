@@ -29,6 +29,12 @@ PathLike = Union[str, "os.PathLike[str]"]
 MAX_NESTING = 1000
 #: Most characters of a library's own error text quoted in a message.
 SHORT_TEXT_CHARS = 300
+#: Deepest accepted nesting of YAML flow collections (``[`` / ``{``). PyYAML's scanner takes
+#: time quadratic in this depth (a 1500-deep ``[[[...`` takes tens of seconds), so deeper
+#: text is refused before parsing; real calibration files nest 2 or 3 levels.
+MAX_YAML_FLOW_DEPTH = 64
+
+_QUOTED_SCALAR = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\n]|\'\')*\'')
 
 #: Orthonormality deviations above this (float64 round-off) are reported as
 #: "re-orthonormalised" in a reader's ``unrepresented`` notes.
@@ -295,6 +301,9 @@ def load_yaml(text: str, path: str) -> object:
     """
     import yaml
 
+    depth = _flow_depth(text)
+    if depth > MAX_YAML_FLOW_DEPTH:
+        raise CalibrationFileError(path, None, f"expected YAML with [ ] / {{ }} nested at most {MAX_YAML_FLOW_DEPTH} levels deep, got {depth} levels")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -306,6 +315,15 @@ def load_yaml(text: str, path: str) -> object:
         raise CalibrationFileError(path, None, f"expected YAML nested at most {MAX_NESTING} levels deep, got deeper nesting") from exc
     except (ValueError, OverflowError, TypeError) as exc:  # e.g. an integer of more than 4300 digits
         raise CalibrationFileError(path, None, f"expected YAML with representable values, got {str(exc)[:SHORT_TEXT_CHARS]}") from exc
+
+
+def _flow_depth(text: str) -> int:
+    """Deepest nesting of ``[`` / ``{`` outside quoted scalars (vectorised: linear in the text)."""
+    codes = np.frombuffer(_QUOTED_SCALAR.sub("", text).encode("utf-8", "replace"), dtype=np.uint8)
+    if not codes.size:
+        return 0
+    steps = np.isin(codes, (ord("["), ord("{"))).astype(np.int64) - np.isin(codes, (ord("]"), ord("}")))
+    return int(np.cumsum(steps).max(initial=0))
 
 
 def load_json(text: str, path: str) -> object:
