@@ -106,7 +106,7 @@ def _kitti_car_references(shared_data: Path) -> np.ndarray:
     split = shared_data / "kitti" / "training"
     frame = open_log(split).iter_frames().__next__()
     labels = read_kitti_labels(split / "label_2" / "000001.txt")
-    for k, label in enumerate(frame.annotations.labels):
+    for k, label in enumerate(frame.annotations.source_labels):  # KITTI's own spelling: "Car", not "Van"
         if label == "Car" and labels.truncated[k] < 0.1 and labels.occluded[k] <= 1:
             refs.append((float(np.hypot(*frame.annotations.centers_m[k, :2])), int(frame.annotations.num_lidar_points[k])))
     return np.array(sorted(refs))
