@@ -27,7 +27,15 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "av_pipeline.cli.evaluate:EvaluateCommand",
 }
 #: subcommand -> the extras that install what it needs beyond the core (calibration) install.
-EXTRAS: dict[str, str] = {"demo": "beam", "calib": "", "ingest": "beam", "simulate": "synthetic", "train": "detect,synthetic"}
+EXTRAS: dict[str, str] = {
+    "demo": "beam",
+    "calib": "",
+    "ingest": "beam",
+    "simulate": "synthetic",
+    "train": "detect,synthetic",
+    "prelabel": "beam,detect",
+    "evaluate": "detect",
+}
 
 
 class Command:
