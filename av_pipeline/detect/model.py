@@ -9,6 +9,7 @@ log h`` (m), ``sin yaw, cos yaw``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import spconv.pytorch as spconv
@@ -17,6 +18,9 @@ from torch import nn
 
 from av_pipeline.detect.config import DetectorConfig
 from av_pipeline.detect.spconv_compat import ensure_cpu_backward
+
+# spconv 2.3.8 indexes with a list in SparseConvTensor.dense(); torch warns on every call.
+warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", module=r"spconv\.pytorch\.core")
 
 #: Channels of the regression map, in order.
 REGRESSION_CHANNELS = ("dx", "dy", "z", "log_l", "log_w", "log_h", "sin_yaw", "cos_yaw")

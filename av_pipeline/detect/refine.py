@@ -89,6 +89,8 @@ class RefineStats:
     Attributes:
         input_boxes, output_boxes: boxes before and after.
         tracks: tracks kept.
+        unborn_boxes: detections that matched no track and scored below ``birth_score``
+            (they start nothing and are dropped).
         removed_tracks, removed_boxes: short weak tracks dropped, and their boxes.
         filled_boxes: boxes added in gaps.
         class_changes: boxes whose class the track vote changed.
@@ -98,6 +100,7 @@ class RefineStats:
     input_boxes: int = 0
     output_boxes: int = 0
     tracks: int = 0
+    unborn_boxes: int = 0
     removed_tracks: int = 0
     removed_boxes: int = 0
     filled_boxes: int = 0
@@ -261,6 +264,7 @@ def track_and_refine(frames: Sequence[TimedDetections], config: RefineConfig | N
             if j in used:
                 continue
             if boxes.scores[j] < config.birth_score:
+                stats.unborn_boxes += 1
                 continue
             tracks.append(_Track(groups[j], [k], [boxes.centers_m[j]], [boxes.sizes_m[j]], [float(boxes.yaws_rad[j])], [str(boxes.labels[j])], [float(boxes.scores[j])]))
     per_frame: list[list[tuple]] = [[] for _ in frames]

@@ -62,6 +62,8 @@ def test_refinement_improves_boxes_and_keeps_track_identity(drive_truths):
     assert q1["no_correction_share"] > q0["no_correction_share"] + 0.15
     assert after.kitti["3d"]["car"]["all"] > before.kitti["3d"]["car"]["all"]
     assert stats.filled_boxes > 0 and stats.removed_tracks > 0 and stats.heading_flips > 0
+    # every box is accounted for: in = out - filled + removed + unborn (boxes of unknown classes pass through)
+    assert stats.input_boxes == stats.output_boxes - stats.filled_boxes + stats.removed_boxes + stats.unborn_boxes
     # one consensus size per track, and each track follows one true object
     for boxes, gt in zip(refined, gts):
         assert (boxes.track_ids >= 0).all()
