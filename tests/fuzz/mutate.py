@@ -87,6 +87,8 @@ def _replace_number(data: bytes, rng: Rng) -> bytes:
     out = data
     for _ in range(int(rng.integers(1, 3))):
         matches = list(_NUMBER.finditer(out))
+        if not matches:  # the first replacement took the only number
+            break
         m = matches[int(rng.integers(0, len(matches)))]
         value = NUMBER_REPLACEMENTS[int(rng.integers(0, len(NUMBER_REPLACEMENTS)))].encode("utf-8")
         out = out[: m.start()] + value + out[m.end() :]
