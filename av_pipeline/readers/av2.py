@@ -61,6 +61,7 @@ from av_pipeline.boxes import Cuboids
 from av_pipeline.errors import CalibrationError, LogFormatError, ShapeError
 from av_pipeline.readers.base import LogReader, register_reader
 from av_pipeline.readers.track_ids import track_id_from_string
+from av_pipeline.taxonomy import with_product_labels
 from av_pipeline.records import CameraImage, Frame, FrameRef, LidarSweep
 from calibration import SE3
 from calibration.camera import CameraModel
@@ -279,6 +280,8 @@ class Av2SensorReader(LogReader):
         annotations = self._annotations_at(timestamp_ns)
         if annotations is not None and len(annotations):
             annotations = annotations.with_num_lidar_points(annotations.count_points(sweep.xyz))
+        if annotations is not None:
+            annotations = with_product_labels(annotations, "av2")  # "REGULAR_VEHICLE" -> "car", kept as source label
         return Frame(self.log_id, timestamp_ns, rig, world_SE3_ego, {AV2_LIDAR: sweep}, images, annotations=annotations, source_uri=str(sweep_path))
 
     # ------------------------------------------------------------------ helpers

@@ -71,6 +71,7 @@ from av_pipeline.errors import CalibrationError, LogFormatError
 from av_pipeline.readers.base import LogReader, register_reader
 from av_pipeline.readers.restricted_pickle import read_dataframe_pickle
 from av_pipeline.readers.track_ids import track_id_from_string
+from av_pipeline.taxonomy import with_product_labels
 from av_pipeline.records import CameraImage, Frame, FrameRef, LidarSweep
 from calibration import SE3
 from calibration.camera import CameraModel
@@ -263,6 +264,8 @@ class PandaSetReader(LogReader):
         annotations = self._cuboids(k, world_SE3_ego)
         if annotations is not None and len(annotations) and self.primary_lidar in sweeps:
             annotations = annotations.with_num_lidar_points(annotations.count_points(sweeps[self.primary_lidar].xyz))
+        if annotations is not None:
+            annotations = with_product_labels(annotations, "pandaset")  # "Pickup Truck" -> product class, kept as source label
         return Frame(self.log_id, timestamp_ns, rig, world_SE3_ego, sweeps, images, annotations=annotations, source_uri=str(self._lidar_files[k]))
 
     # ------------------------------------------------------------------ helpers

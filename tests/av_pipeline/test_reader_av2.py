@@ -22,6 +22,7 @@ from av_pipeline.errors import LogFormatError
 from av_pipeline.readers import open_log
 from av_pipeline.readers.av2 import AV2_LIDAR, AV2_LIDAR_COLUMNS, Av2SensorReader
 from av_pipeline.readers.track_ids import track_id_from_string
+from av_pipeline.taxonomy import product_class
 from calibration import SE3
 from calibration.rotation import rotation_to_wxyz
 
@@ -288,7 +289,7 @@ def test_cuboids_in_product_convention_match_av2_geometry(av2_log):
             centre, lwh, yaw, category = truth["boxes"][(k, uuid)]
             i = int(np.flatnonzero(boxes.track_ids == track_id_from_string(uuid))[0])
             assert reader.track_uuid(int(boxes.track_ids[i])) == uuid
-            assert boxes.labels[i] == category
+            assert boxes.source_labels[i] == category and boxes.labels[i] == product_class(category, "av2")  # the dataset name kept, the product class used
             np.testing.assert_allclose(boxes.centers_m[i], centre)
             np.testing.assert_allclose(boxes.sizes_m[i], lwh)  # AV2 length is along the object's +x
             np.testing.assert_allclose(boxes.yaws_rad[i], yaw, atol=1e-12)

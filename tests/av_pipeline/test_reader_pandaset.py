@@ -29,6 +29,7 @@ from av_pipeline.readers import open_log  # noqa: E402
 from av_pipeline.readers.pandaset import PANDASET_LIDAR_COLUMNS, PandaSetReader  # noqa: E402
 from av_pipeline.readers.restricted_pickle import read_dataframe_pickle  # noqa: E402
 from av_pipeline.readers.track_ids import track_id_from_string  # noqa: E402
+from av_pipeline.taxonomy import product_class
 from calibration import SE3  # noqa: E402
 from calibration.rotation import rotation_to_wxyz  # noqa: E402
 
@@ -339,7 +340,7 @@ def test_cuboids_in_product_convention_with_the_primary_lidars_siblings(sequence
             np.testing.assert_allclose(boxes.centers_m[i], centre, atol=1e-9)
             np.testing.assert_allclose(boxes.sizes_m[i], lwh)
             np.testing.assert_allclose(np.angle(np.exp(1j * (boxes.yaws_rad[i] - yaw))), 0.0, atol=1e-9)
-            assert boxes.labels[i] == spec[0]
+            assert boxes.source_labels[i] == spec[0] and boxes.labels[i] == product_class(spec[0], "pandaset")  # the dataset name kept, the product class used
             if primary == "pandar64":
                 # points planted inside the cuboid in its own PandaSet frame are the ones counted
                 assert boxes.num_lidar_points[i] == spec[7]
