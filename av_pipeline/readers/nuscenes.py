@@ -60,7 +60,7 @@ import numpy as np
 
 from av_pipeline.boxes import Cuboids, nuscenes_boxes_to_cuboids
 from av_pipeline.taxonomy import with_product_labels
-from av_pipeline.errors import LogFormatError, short_repr
+from av_pipeline.errors import AVPipelineError, LogFormatError, short_repr
 from av_pipeline.readers.base import LogReader, register_reader
 from av_pipeline.readers.bin_points import read_float32_points
 from av_pipeline.records import CameraImage, Frame, FrameRef, LidarSweep
@@ -393,7 +393,10 @@ class NuScenesReader(LogReader):
         for key in ("width", "height"):
             if isinstance(row.get(key), bool) or not isinstance(row.get(key), int) or not 0 < row[key] <= 1 << 20:
                 raise LogFormatError(self._table_path("sample_data"), f"sample_data {row['token']}.{key}", f"expected a positive image {key} for camera {channel}, got {row.get(key)!r}")
-        return CameraModel.from_K(record.K, row["width"], row["height"], name=f"calibrated_sensor {record.token} camera_intrinsic")
+        try:
+            return CameraModel.from_K(record.K, row["width"], row["height"], name=f"calibrated_sensor {record.token} camera_intrinsic")
+        except AVPipelineError as exc:  # e.g. a K with a non-zero lower row: name the table and the record
+            raise LogFormatError(self._table_path("calibrated_sensor"), f"calibrated_sensor {record.token}.camera_intrinsic", str(exc)) from exc
 
     def load_frame(self, ref: FrameRef) -> Frame:
         """Load one sample: LiDAR sweeps, camera images, rig, ego pose, annotations.
@@ -474,8 +477,8 @@ class NuScenesReader(LogReader):
                 "world",
                 track_ids=track_ids,
             )
-        except (ValueError, TypeError) as exc:
-            raise LogFormatError(table, f"sample {sample}", f"bad box values: {exc}") from exc
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise LogFormatError(table, f"sample {sample}", f"bad box values (translation, size, rotation): {str(exc)[:200]}") from exc
         # Product classes in labels, nuScenes / Lyft category names in source_labels.
         return with_product_labels(boxes_world.transform(world_SE3_ego.inverse(), "ego"), "nuscenes")
 

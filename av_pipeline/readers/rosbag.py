@@ -46,8 +46,9 @@ def _bag_errors() -> tuple[type[BaseException], ...]:
     from rosbags.rosbag2 import ReaderError as Reader2Error
     from rosbags.serde import SerdeError
 
-    # MemoryError: a corrupt length field makes rosbags try to read gigabytes at once.
-    return (AnyReaderError, Reader1Error, Reader2Error, SerdeError, OSError, ValueError, KeyError, IndexError, MemoryError)
+    # MemoryError: a corrupt length field makes rosbags try to read gigabytes at once;
+    # AssertionError: rosbags asserts record layouts that a corrupt bag breaks.
+    return (AnyReaderError, Reader1Error, Reader2Error, SerdeError, OSError, ValueError, KeyError, IndexError, MemoryError, AssertionError)
 
 
 class _BagSource(MessageSource):

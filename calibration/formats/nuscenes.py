@@ -335,11 +335,12 @@ def _load_records(text: str, path: str) -> list:
 
 
 def _rows(path: str, table: str, keys: Sequence[str]) -> list[dict]:
+    """The table's records; each must hold ``keys`` as strings (tokens, channel names)."""
     rows = _load_records(read_text(path), path)
     for i, row in enumerate(rows):
         require_mapping(row, path, f"{table}[{i}]")
         for key in keys:
-            require_key(row, key, path, f"{table}[{i}].{key}")
+            parse_str(require_key(row, key, path, f"{table}[{i}].{key}"), path, f"{table}[{i}].{key}")
     return rows
 
 

@@ -71,38 +71,42 @@ def _apply_fs_mutation(path: Path, mutation: str) -> str | None:
     return None
 
 
+def make_case(target: str, seed_folder: Path, seed: Seed, out: Path, settings: FuzzSettings, index: int) -> dict[str, Any]:
+    """Write case ``index`` of ``target`` (a mutated copy of the seed) under ``out``; describe it.
+
+    The case depends only on ``(settings.seed, target, index)``, so a failing case can be
+    rebuilt alone (see ``tests/fuzz/test_regressions.py::test_cases_the_fuzz_suite_found``).
+    """
+    rng = np.random.default_rng([settings.seed, zlib.crc32(target.encode()), index])
+    files = sorted(seed.files)
+    if not (out / "outside.bin").exists():  # what path-traversal mutations point at
+        (out / "outside.bin").write_bytes(np.zeros(20, np.float32).tobytes())
+    case_root = out / f"case_{index:05d}"
+    shutil.copytree(seed_folder, case_root, symlinks=True)
+    rel = files[int(rng.integers(0, len(files)))]
+    target_path = case_root / rel
+    family = seed.files[rel]
+    unreadable = None
+    if family == "dir" or rng.random() < 0.08:
+        mutation = FS_MUTATIONS[int(rng.integers(0, len(FS_MUTATIONS)))]
+        unreadable = _apply_fs_mutation(target_path, mutation)
+    else:
+        mutation, data = mutate(target_path.read_bytes(), family, rng)
+        target_path.write_bytes(data)
+    return {
+        "id": f"{target}/{index:05d}",
+        "root": str(case_root),
+        "entry": str(case_root / seed.entry),
+        "opener": seed.opener,
+        "file": rel,
+        "mutation": mutation,
+        "unreadable": unreadable,
+    }
+
+
 def make_cases(target: str, seed_folder: Path, seed: Seed, out: Path, settings: FuzzSettings) -> list[dict[str, Any]]:
     """Write ``settings.cases_per_target`` mutated copies of the seed under ``out``; describe each."""
-    cases = []
-    files = sorted(seed.files)
-    # An outside file the path-traversal mutations point at: reading it would be a silent escape.
-    (out / "outside.bin").write_bytes(np.zeros(20, np.float32).tobytes())
-    for i in range(settings.cases_per_target):
-        rng = np.random.default_rng([settings.seed, zlib.crc32(target.encode()), i])
-        case_root = out / f"case_{i:05d}"
-        shutil.copytree(seed_folder, case_root, symlinks=True)
-        rel = files[int(rng.integers(0, len(files)))]
-        target_path = case_root / rel
-        family = seed.files[rel]
-        unreadable = None
-        if family == "dir" or rng.random() < 0.08:
-            mutation = FS_MUTATIONS[int(rng.integers(0, len(FS_MUTATIONS)))]
-            unreadable = _apply_fs_mutation(target_path, mutation)
-        else:
-            mutation, data = mutate(target_path.read_bytes(), family, rng)
-            target_path.write_bytes(data)
-        cases.append(
-            {
-                "id": f"{target}/{i:05d}",
-                "root": str(case_root),
-                "entry": str(case_root / seed.entry),
-                "opener": seed.opener,
-                "file": rel,
-                "mutation": mutation,
-                "unreadable": unreadable,
-            }
-        )
-    return cases
+    return [make_case(target, seed_folder, seed, out, settings, i) for i in range(settings.cases_per_target)]
 
 
 def _reader_thread(stream: Any, lines: queue.Queue) -> None:

@@ -567,3 +567,48 @@ def test_python_m_beam_jobs_ingest_help_and_unknown_options(capsys: pytest.Captu
         from beam_jobs.ingest import run
 
         run(["--logs", "x", "--outt", "y"])
+
+
+# ---------------------------------------------------------------------- inputs the fuzz suite found
+#: (target, AVP_FUZZ_SEED, case index) of fuzz inputs that failed before their fix.
+FOUND_BY_FUZZING = [
+    ("mcap_ros2", 2024, 34),  # a flipped byte in a ros2msg schema: the schema parser's NameError
+    ("mcap_ros2", 2024, 38),  # ... and its InvalidFieldDefinition
+    ("calib_opencv_yaml", 2024, 12),  # 'a: [[[...' x 100000: PyYAML's quadratic scanner (30 s)
+    ("calib_rig_yaml", 2024, 34),  # the same in a rig file
+    ("nuscenes", 7, 40),  # a 400-digit annotation translation: OverflowError
+    ("nuscenes", 7, 51),  # camera_intrinsic with a non-zero lower row: CalibrationError without a path
+    ("rosbag1", 7, 247),  # a flipped byte: AssertionError inside rosbags
+    ("calib_nuscenes", 7, 258),  # a dict as a sensor token: unhashable
+]  # (a corrupt ROS 1 record length, MemoryError under the fuzz cap, is covered by the fuzz run itself)
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    import warnings
+
+    from tests.conftest import SHARED_DATA
+    from tests.fuzz.seeds import build_seeds
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return build_seeds(tmp_path_factory.mktemp("seeds"), SHARED_DATA if SHARED_DATA.is_dir() else None)
+
+
+@pytest.mark.parametrize(("target", "seed", "index"), FOUND_BY_FUZZING)
+def test_cases_the_fuzz_suite_found(seeds: dict, tmp_path: Path, target: str, seed: int, index: int) -> None:
+    import signal
+
+    from tests.fuzz.harness import PASSING, FuzzSettings, make_case
+    from tests.fuzz.worker import _Unreadable, run_calib_case, run_reader_case
+
+    folder, fuzz_seed = seeds[target]
+    case = make_case(target, folder, fuzz_seed, tmp_path, FuzzSettings(seed=seed), index)
+    signal.signal(signal.SIGALRM, signal.default_int_handler)
+    signal.alarm(20)  # a hang fails the test (KeyboardInterrupt) instead of blocking the suite
+    try:
+        with _Unreadable(case.get("unreadable")):
+            result = run_reader_case(case, None) if fuzz_seed.kind == "reader" else run_calib_case(case)
+    finally:
+        signal.alarm(0)
+    assert result["outcome"] in PASSING, result
