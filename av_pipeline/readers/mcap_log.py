@@ -68,7 +68,8 @@ def _read_errors() -> tuple[type[BaseException], ...]:
     """Exceptions the mcap library and its decompressors raise on corrupt or cut input."""
     from mcap.exceptions import McapError
 
-    errors: list[type[BaseException]] = [McapError, struct.error, EOFError, ValueError, KeyError, IndexError, RuntimeError, OSError, MemoryError]
+    # OverflowError / MemoryError: a corrupt chunk size (zstandard refuses sizes beyond ssize_t).
+    errors: list[type[BaseException]] = [McapError, struct.error, EOFError, ValueError, KeyError, IndexError, RuntimeError, OSError, MemoryError, OverflowError]
     try:
         import zstandard
 

@@ -580,6 +580,7 @@ FOUND_BY_FUZZING = [
     ("nuscenes", 7, 51),  # camera_intrinsic with a non-zero lower row: CalibrationError without a path
     ("rosbag1", 7, 247),  # a flipped byte: AssertionError inside rosbags
     ("calib_nuscenes", 7, 258),  # a dict as a sensor token: unhashable
+    ("mcap_foxglove", 11, 13),  # a chunk size beyond ssize_t: OverflowError inside zstandard
 ]  # (a corrupt ROS 1 record length, MemoryError under the fuzz cap, is covered by the fuzz run itself)
 
 
