@@ -25,13 +25,15 @@ what is MCAP specific:
   reading is not supported: ``mcap recover`` rewrites the readable part into a valid file.
 - **Integrity**: chunks are read with CRC validation on (``validate_crcs=True``), so a flipped
   byte in a chunk is a :class:`LogFormatError` for the frames that read it, never altered
-  points (the cost is measured in ``benchmarks/ingest.py``). No record may claim more bytes
+  points; the summary section (schemas, channels, chunk indexes) is checked against the
+  footer's ``summary_crc`` when the file is opened (the cost is measured in ``benchmarks/ingest.py``). No record may claim more bytes
   than the file holds, and no chunk more than :data:`MAX_CHUNK_BYTES` uncompressed.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -240,6 +242,7 @@ class McapLogReader(LogReader):
             self._file.close()
             raise LogFormatError(self.uri, "magic", f"not an MCAP file: {exc}") from exc
         self._scanned_times: dict[int, list[tuple[int, int]]] | None = None
+        self._bad_chunks: list[tuple[Any, str]] = []
         try:
             channels, schemas, counts = self._load_summary()
             self.topics = self._topic_infos(channels, schemas, counts)
@@ -274,9 +277,57 @@ class McapLogReader(LogReader):
                     f"claims a chunk of {ci.chunk_length} bytes ({ci.uncompressed_size} uncompressed) in a file of {size} bytes "
                     f"(limit {MAX_CHUNK_BYTES} uncompressed): corrupt summary",
                 )
+        self._check_summary_crc(size)
+        self._bad_chunks = self._check_chunk_headers(summary.chunk_indexes, size)
         counts = dict(summary.statistics.channel_message_counts) if summary.statistics is not None else None
         self._summary = summary
         return dict(summary.channels), dict(summary.schemas), counts
+
+    def _check_summary_crc(self, size: int) -> None:
+        """Compare the footer's ``summary_crc`` with the summary section (schemas, channels,
+        chunk indexes): a corrupt schema name would otherwise drop a topic without notice."""
+        footer_length = 1 + 8 + 8 + 8 + 4  # opcode, record length, summary_start, summary_offset_start, summary_crc
+        self._file.seek(size - len(MCAP_MAGIC) - footer_length)
+        footer = self._file.read(footer_length)
+        opcode, _, summary_start, _, summary_crc = struct.unpack("<BQQQI", footer)
+        if opcode != 0x02 or not summary_start or not summary_crc:
+            return  # no footer record here (the library read it otherwise) or no CRC written
+        self._file.seek(summary_start)
+        covered = self._file.read(size - len(MCAP_MAGIC) - 4 - summary_start)
+        if zlib.crc32(covered) != summary_crc:
+            raise LogFormatError(
+                self.uri, "summary", f"summary section CRC mismatch (expected {summary_crc:#010x}, computed {zlib.crc32(covered):#010x}): corrupt file"
+            )
+
+    def _check_chunk_headers(self, chunk_indexes: Sequence[Any], size: int) -> list[tuple[Any, str]]:
+        """Chunks whose record header disagrees with their (CRC-checked) chunk index.
+
+        A chunk's own header is outside its CRC, and a zeroed ``uncompressed_crc`` switches the
+        check off: a damaged header (compression, sizes, times) would make the chunk read as
+        empty and its messages vanish without notice. Returns ``(chunk index, why)`` pairs;
+        frames that would read such a chunk fail in :meth:`load_frame`.
+        """
+        bad = []
+        for ci in chunk_indexes:
+            self._file.seek(ci.chunk_start_offset)
+            head = self._file.read(9 + 8 + 8 + 8 + 4 + 4)
+            why = None
+            if len(head) != 41:
+                why = "the file ends inside the chunk header"
+            else:
+                opcode, length, start, end, uncompressed, _crc, name_length = struct.unpack("<BQQQQII", head)
+                compression = self._file.read(min(name_length, 64)).decode("utf-8", "replace")
+                stored = self._file.read(8)
+                records_length = struct.unpack("<Q", stored)[0] if len(stored) == 8 else -1
+                expected = (0x06, ci.chunk_length - 9, ci.message_start_time, ci.message_end_time, ci.uncompressed_size, ci.compression, ci.compressed_size)
+                found = (opcode, length, start, end, uncompressed, compression, records_length)
+                names = ("opcode", "record length", "message_start_time", "message_end_time", "uncompressed_size", "compression", "records length")
+                wrong = [f"{n} {f!r} (index: {e!r})" for n, f, e in zip(names, found, expected) if f != e]
+                if wrong:
+                    why = "chunk header disagrees with the chunk index: " + ", ".join(wrong)[:300]
+            if why is not None:
+                bad.append((ci, why))
+        return bad
 
     def _file_size(self) -> int:
         return Path(self.uri).stat().st_size
@@ -390,8 +441,20 @@ class McapLogReader(LogReader):
         return [FrameRef(self.uri, self.log_id, i, t, self.name) for i, t in enumerate(self._times)]
 
     def load_frame(self, ref: FrameRef) -> Frame:
-        """Assemble the frame of ``ref`` from its time window (see :class:`FrameAssembler`)."""
+        """Assemble the frame of ``ref`` from its time window (see :class:`FrameAssembler`).
+
+        Raises:
+            LogFormatError: also when a chunk the frame may read has a damaged header
+                (see :meth:`_check_chunk_headers`).
+        """
         self._check_ref(ref)
+        options = self.reader_options
+        margin = max(options.max_pose_window_ns, options.sync_tolerance_ns)
+        everywhere = set(self.plan.static_tf_topics) | set(self.plan.calibration_topics.values())  # read once for every frame
+        for ci, why in self._bad_chunks:
+            topics = {self._channels[cid].topic for cid in ci.message_index_offsets if cid in self._channels}
+            if topics & everywhere or ci.message_start_time - margin <= ref.timestamp_ns <= ci.message_end_time + margin:
+                raise LogFormatError(self.uri, f"chunk @{ci.chunk_start_offset}", why)
         return self._assembler.assemble(ref.timestamp_ns)
 
     def close(self) -> None:

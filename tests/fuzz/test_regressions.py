@@ -581,6 +581,8 @@ FOUND_BY_FUZZING = [
     ("rosbag1", 7, 247),  # a flipped byte: AssertionError inside rosbags
     ("calib_nuscenes", 7, 258),  # a dict as a sensor token: unhashable
     ("mcap_foxglove", 11, 13),  # a chunk size beyond ssize_t: OverflowError inside zstandard
+    ("mcap_foxglove", 13, 90),  # zeroed bytes in a summary schema record: the camera topic vanished silently
+    ("mcap_ros2", 13, 290),  # the same with ROS 2 schemas
 ]  # (a corrupt ROS 1 record length, MemoryError under the fuzz cap, is covered by the fuzz run itself)
 
 
@@ -601,15 +603,16 @@ def test_cases_the_fuzz_suite_found(seeds: dict, tmp_path: Path, target: str, se
     import signal
 
     from tests.fuzz.harness import PASSING, FuzzSettings, make_case
-    from tests.fuzz.worker import _Unreadable, run_calib_case, run_reader_case
+    from tests.fuzz.worker import _reference_frames, _Unreadable, run_calib_case, run_reader_case
 
     folder, fuzz_seed = seeds[target]
     case = make_case(target, folder, fuzz_seed, tmp_path, FuzzSettings(seed=seed), index)
+    reference = _reference_frames({"kind": fuzz_seed.kind, "opener": fuzz_seed.opener, "seed_entry": str(folder / fuzz_seed.entry)})
     signal.signal(signal.SIGALRM, signal.default_int_handler)
     signal.alarm(20)  # a hang fails the test (KeyboardInterrupt) instead of blocking the suite
     try:
         with _Unreadable(case.get("unreadable")):
-            result = run_reader_case(case, None) if fuzz_seed.kind == "reader" else run_calib_case(case)
+            result = run_reader_case(case, reference) if fuzz_seed.kind == "reader" else run_calib_case(case)
     finally:
         signal.alarm(0)
     assert result["outcome"] in PASSING, result
