@@ -66,7 +66,12 @@ def _devkit_ap(frames: list[tuple[Cuboids, Cuboids]], cls: str, threshold: float
     return calc_ap(metric, 0.1, 0.1)
 
 
-def test_centre_distance_ap_equals_nuscenes_devkit():
+def test_centre_distance_ap_equals_nuscenes_devkit(monkeypatch):
+    from PIL import Image
+
+    # importing the devkit raises Pillow's global decompression-bomb limit (nuscenes/utils/map_mask.py);
+    # restore it afterwards so later tests in this process see Pillow's default
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
     pytest.importorskip("nuscenes.eval.detection.algo", reason="nuscenes-devkit is the reference (installed by the test set-up)")
     rng = np.random.default_rng(0)
     frames = [_random_frame(rng, int(rng.integers(5, 30))) for _ in range(25)]
