@@ -336,8 +336,12 @@ class NuScenesReader(LogReader):
                 self._table_path("sample_data"), where, f"expected a path relative to the data root {self.data_root}, got {short_repr(filename)}: refused"
             )
         path = self.data_root / relative
-        if not path.is_file():
-            raise LogFormatError(self._table_path("sample_data"), where, f"file {short_repr(filename)} not found at {path}")
+        try:
+            found = path.is_file()
+        except OSError as exc:  # e.g. a name longer than the file system allows
+            raise LogFormatError(self._table_path("sample_data"), where, f"file {short_repr(filename)}: {exc.strerror or exc}") from exc
+        if not found:
+            raise LogFormatError(self._table_path("sample_data"), where, f"file {short_repr(filename)} not found at {short_repr(str(path))}")
         return path
 
     # ------------------------------------------------------------------ LogReader

@@ -583,6 +583,7 @@ FOUND_BY_FUZZING = [
     ("mcap_foxglove", 11, 13),  # a chunk size beyond ssize_t: OverflowError inside zstandard
     ("mcap_foxglove", 13, 90),  # zeroed bytes in a summary schema record: the camera topic vanished silently
     ("mcap_ros2", 13, 290),  # the same with ROS 2 schemas
+    ("nuscenes", 17, 36),  # a sample_data filename longer than the file system allows: OSError from is_file()
 ]  # (a corrupt ROS 1 record length, MemoryError under the fuzz cap, is covered by the fuzz run itself)
 
 
