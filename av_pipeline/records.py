@@ -219,20 +219,82 @@ class CameraBoxes:
         return len(self.boxes_px)
 
 
-@dataclass(frozen=True)
-class OnboardPerception:
-    """What the vehicle's production perception reported for one frame.
+@dataclass(frozen=True, eq=False)
+class PlannedPath:
+    """The path the vehicle's planner intended at one frame.
+
+    >>> path = PlannedPath([1_000, 2_000], [[0.0, 0.0, 0.0], [1.5, 0.1, 0.05]])
+    >>> len(path), path.timestamps_ns.dtype, path.poses_ego.shape
+    (2, dtype('int64'), (2, 3))
 
     Attributes:
-        cuboids: 3D objects (class, score, track id) in the ``ego`` frame.
+        timestamps_ns: ``(K,)`` int64 absolute times on the log's clock, strictly increasing
+            (they may start before, at or after the frame's ``timestamp_ns``).
+        poses_ego: ``(K, 3)`` float64 ``x_m, y_m, yaw_rad``: where the planner wants the
+            ``ego`` origin at each time, in the ``ego`` frame of the frame the path belongs
+            to (x forward, y left, metres; yaw about +z from +x, radians).
+    """
+
+    timestamps_ns: np.ndarray
+    poses_ego: np.ndarray
+
+    def __post_init__(self) -> None:
+        times = np.asarray(self.timestamps_ns)
+        if times.ndim != 1 or not np.issubdtype(times.dtype, np.integer):
+            raise ShapeError(f"planned path timestamps_ns: expected (K,) integers, got {times.shape} {times.dtype}")
+        if times.size and np.issubdtype(times.dtype, np.unsignedinteger) and int(times.max()) > np.iinfo(np.int64).max:
+            raise ValueError(f"planned path timestamps_ns: expected values within int64, got {int(times.max())}")
+        poses = np.asarray(self.poses_ego)
+        real = np.issubdtype(poses.dtype, np.integer) or np.issubdtype(poses.dtype, np.floating)
+        if poses.shape != (len(times), 3) or not real:
+            raise ShapeError(
+                f"planned path poses_ego: expected ({len(times)}, 3) real x_m, y_m, yaw_rad (one row per timestamp), "
+                f"got {poses.shape} {poses.dtype}"
+            )
+        poses = poses.astype(np.float64)
+        bad_rows = np.flatnonzero(~np.isfinite(poses).all(axis=1))
+        if bad_rows.size:
+            raise ValueError(f"planned path poses_ego: expected finite values, got NaN/inf in rows {bad_rows[:5].tolist()}")
+        times = times.astype(np.int64)
+        backwards = np.flatnonzero(np.diff(times) <= 0)
+        if backwards.size:
+            i = int(backwards[0]) + 1
+            raise ValueError(
+                f"planned path timestamps_ns: expected strictly increasing times, got {int(times[i])} at index {i} "
+                f"after {int(times[i - 1])}"
+            )
+        object.__setattr__(self, "timestamps_ns", _frozen_array(times))
+        object.__setattr__(self, "poses_ego", _frozen_array(poses))
+
+    def __len__(self) -> int:
+        return len(self.timestamps_ns)
+
+    def equals(self, other: PlannedPath) -> bool:
+        """Exact equality of times and poses."""
+        return np.array_equal(self.timestamps_ns, other.timestamps_ns) and np.array_equal(self.poses_ego, other.poses_ego)
+
+
+@dataclass(frozen=True)
+class OnboardPerception:
+    """What the vehicle's production stack reported for one frame.
+
+    Attributes:
+        cuboids: 3D objects (class, score, track id) in the ``ego`` frame. Readers give
+            empty cuboids when a log carries a planned path or camera boxes for the frame but
+            no 3D objects at all (KITTI raw with its ``planned_path/`` folder, a message log
+            without an object topic): there, empty does not mean "nothing detected".
         camera_boxes: camera name -> 2D boxes (may be empty).
+        planned_path: the planner's path at this frame, or ``None`` when the log has none.
     """
 
     cuboids: Cuboids
     camera_boxes: Mapping[str, CameraBoxes] = field(default_factory=dict)
+    planned_path: PlannedPath | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "camera_boxes", MappingProxyType(dict(self.camera_boxes)))
+        if self.planned_path is not None and not isinstance(self.planned_path, PlannedPath):
+            raise ShapeError(f"onboard planned_path: expected a PlannedPath or None, got {type(self.planned_path).__name__}")
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ sweep at its ``velodyne_points/timestamps.txt`` time (the instant the scanner fa
 when the cameras were triggered); each camera contributes its nearest image (within
 ``max_image_offset_ns``); ``world_SE3_ego`` comes from OXTS (see :func:`oxts_world_SE3_imu`)
 interpolated to the sweep time. Timestamps are read as written, to the nanosecond, as UTC
-(KITTI wrote local time; only differences matter inside a log).
+(KITTI wrote local time; only differences matter inside a log). A ``planned_path/`` side
+folder (our addition, :mod:`av_pipeline.readers.kitti_planned_path`) gives
+``Frame.onboard.planned_path`` (with empty cuboids: KITTI raw has no onboard objects).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from av_pipeline.taxonomy import with_product_labels
 from av_pipeline.errors import LogFormatError, short_repr
 from av_pipeline.readers.base import LogReader, register_reader
 from av_pipeline.readers.bin_points import read_float32_points
+from av_pipeline.readers.kitti_planned_path import PlannedPathFolder
 from av_pipeline.records import CameraImage, Frame, FrameRef, LidarSweep
 from av_pipeline.validate import MAX_TIMESTAMP_NS, check_timestamp_ns
 from calibration import SE3
@@ -560,6 +563,7 @@ class KittiRawReader(LogReader):
         self._camera_times: dict[str, np.ndarray] | None = None
         self._oxts_times: np.ndarray | None = None
         self._oxts_origin: tuple[float, np.ndarray] | None = None
+        self._planned_paths = PlannedPathFolder(self.drive_dir)
 
     @classmethod
     def sniff(cls, uri: str) -> bool:
@@ -668,11 +672,13 @@ class KittiRawReader(LogReader):
         return pose(k - 1).interpolate(pose(k), fraction)
 
     def load_frame(self, ref: FrameRef) -> Frame:
-        """Load one sweep with the nearest image of each camera, the rig and the OXTS pose.
+        """Load one sweep with the nearest image of each camera, the rig, the OXTS pose and,
+        when ``planned_path/`` has a file for the sweep, the planned path (``Frame.onboard``).
 
         Raises:
             LogFormatError: a missing/truncated velodyne file, a missing image or OXTS file,
-                a malformed timestamps file, a missing calibration file.
+                a malformed timestamps file, a missing calibration file, a malformed
+                planned-path file (see :class:`~av_pipeline.readers.kitti_planned_path.PlannedPathFolder`).
             CalibrationFileError: a bad calibration file.
         """
         self._check_ref(ref)
@@ -705,7 +711,9 @@ class KittiRawReader(LogReader):
         world_SE3_imu = self.world_SE3_imu_at(timestamp_ns)
         if world_SE3_imu is not None and calib.imu_to_velo is not None:
             world_SE3_ego = world_SE3_imu.compose(calib.imu_to_velo.velo_SE3_imu.inverse())
-        return Frame(self.log_id, timestamp_ns, rig, world_SE3_ego, {KITTI_LIDAR: sweep}, images, source_uri=str(velodyne_path))
+        velo_SE3_imu = calib.imu_to_velo.velo_SE3_imu if calib.imu_to_velo is not None else None
+        onboard = self._planned_paths.onboard_at(ref.index, timestamp_ns, velo_SE3_imu)
+        return Frame(self.log_id, timestamp_ns, rig, world_SE3_ego, {KITTI_LIDAR: sweep}, images, onboard, source_uri=str(velodyne_path))
 
 
 __all__ = [

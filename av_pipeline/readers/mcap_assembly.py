@@ -1,22 +1,28 @@
-"""Frame assembly for message logs (MCAP and ROS bags): reader options, topic selection,
-the transform tree, and turning the messages around one LiDAR sweep into a :class:`Frame`.
+"""Frame assembly for message logs (MCAP and ROS bags): the transform tree, and turning the
+messages around one LiDAR sweep into a :class:`Frame`.
 
 Both :class:`~av_pipeline.readers.mcap_log.McapLogReader` and
 :class:`~av_pipeline.readers.rosbag.RosbagLogReader` list one frame per message on the
 primary LiDAR topic and assemble it here from a :class:`MessageSource` (their own index
-and decoders), so the conventions below hold for every message log:
+and decoders), with the topics chosen by :func:`~av_pipeline.readers.mcap_topics.plan_topics`
+(reader options and topic selection live in :mod:`av_pipeline.readers.mcap_topics`, and are
+re-exported here), so the conventions below hold for every message log:
 
 - **Time axis**: message ``log_time`` (MCAP) / receive time (bags), in ns. Frame keys, image
   and LiDAR matching and pose interpolation all use it; it is what the indexes are sorted
   by, so listing stays cheap. Header stamps are only used to make per-point times relative
-  to the sweep (``time_offsets_ns = point_time - log_time``). Our writers set ``log_time``
-  equal to the header stamp.
+  to the sweep (``time_offsets_ns = point_time - log_time``) and, for a planned path, as
+  the time of each pose. Our writers set ``log_time`` equal to the header stamp.
 - **Frames of reference**: ``ego_frame`` (default ``"base_link"``) is the product's
   ``ego``; a LiDAR's name is its cloud's ``frame_id``; a camera's name comes from its
   topic (``/camera/<name>/...``), its extrinsics from its calibration's ``frame_id`` (an
   optical frame: x right, y down, z forward). Extrinsics are looked up in the transform
   tree at the sweep time; ``world_SE3_ego`` is taken from the first of ``world_frames``
   connected to ``ego_frame``.
+- **Onboard output**: cuboids, the planned path and the per-camera 2D boxes are each taken
+  from the message nearest the sweep within ``sync_tolerance_ns``. ``Frame.onboard`` is
+  ``None`` when none of them has a message there; otherwise it holds what was found
+  (empty cuboids when the log has a path or camera boxes but no cuboid message).
 """
 
 from __future__ import annotations
@@ -24,297 +30,68 @@ from __future__ import annotations
 import abc
 import warnings
 from collections import defaultdict, deque
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from av_pipeline.boxes import Cuboids
 from av_pipeline.taxonomy import with_product_labels
-from av_pipeline.errors import ConfigError, LogFormatError
+from av_pipeline.errors import LogFormatError
 from av_pipeline.readers.mcap_samples import (
     CalibrationSample,
+    CameraBoxesSample,
     CloudSample,
     CuboidSample,
     ImageSample,
+    PathSample,
     TransformSample,
     image_size_from_header,
 )
-from av_pipeline.records import CameraImage, Frame, LidarSweep, OnboardPerception
+from av_pipeline.readers.mcap_topics import (  # re-exported: options and topic selection live there
+    DEFAULT_ANNOTATION_TOPIC,
+    DEFAULT_EGO_FRAME,
+    DEFAULT_LIDAR_TOPIC,
+    DEFAULT_ONBOARD_TOPIC,
+    DEFAULT_PLANNED_PATH_TOPIC,
+    DEFAULT_WORLD_FRAMES,
+    EGO,
+    SCHEMA_KINDS,
+    MessageLogOptions,
+    TopicInfo,
+    TopicPlan,
+    camera_name_from_topic,
+    describe_topics,
+    plan_topics,
+)
+from av_pipeline.records import CameraBoxes, CameraImage, Frame, LidarSweep, OnboardPerception, PlannedPath
 from calibration import SE3
 from calibration.errors import AVPipelineError
 from calibration.rig import RigCamera, SensorRig
 from calibration.trajectory import PoseTrajectory
 
-#: Normalised schema / message type name -> what the reader uses it for.
-SCHEMA_KINDS: dict[str, str] = {
-    "foxglove.PointCloud": "points",
-    "sensor_msgs/msg/PointCloud2": "points",
-    "foxglove.CompressedImage": "image",
-    "foxglove.RawImage": "image",
-    "sensor_msgs/msg/Image": "image",
-    "sensor_msgs/msg/CompressedImage": "image",
-    "foxglove.CameraCalibration": "calibration",
-    "sensor_msgs/msg/CameraInfo": "calibration",
-    "foxglove.FrameTransform": "tf",
-    "foxglove.FrameTransforms": "tf",
-    "tf2_msgs/msg/TFMessage": "tf",
-    "foxglove.SceneUpdate": "cuboids",
-    "vision_msgs/msg/Detection3DArray": "cuboids",
-}
-
-DEFAULT_LIDAR_TOPIC = "/lidar/points"
-DEFAULT_ONBOARD_TOPIC = "/perception/objects"
-DEFAULT_ANNOTATION_TOPIC = "/annotations/cuboids"
-DEFAULT_EGO_FRAME = "base_link"
-DEFAULT_WORLD_FRAMES = ("map", "world", "odom")
-#: The product's name for the vehicle frame (``Cuboids.frame`` of onboard boxes).
-EGO = "ego"
-
-
-@dataclass(frozen=True)
-class MessageLogOptions:
-    """Reader options of the MCAP and ROS bag readers (pass them to ``open_log(uri, **options)``).
-
-    Attributes:
-        lidar_topic: the point-cloud topic whose messages define frames. Default:
-            ``/lidar/points`` if present, else the only point-cloud topic.
-        extra_lidar_topics: more point-cloud topics matched to each frame by time.
-            Default: every other point-cloud topic.
-        camera_topics: camera name -> image topic. Default: every image topic, named by the
-            last path component of its namespace (``/camera/front/image_raw`` -> ``front``;
-            a trailing ``/compressed`` is ignored).
-        calibration_topics: camera name -> CameraInfo / CameraCalibration topic. Default:
-            the calibration topic in the same namespace as the image topic, plus (when
-            ``camera_topics`` is not given) every other calibration topic, whose camera is
-            in the rig without images.
-        tf_topics: transform topics. Default: every transform topic. Topics whose name ends
-            in ``tf_static`` are static (valid at all times).
-        onboard_topic: cuboid topic with the vehicle's perception. Default:
-            ``/perception/objects`` when present.
-        annotation_topic: cuboid topic with ground-truth labels. Default:
-            ``/annotations/cuboids`` when present.
-        ego_frame: the vehicle frame id in the transform tree.
-        world_frames: candidate world frame ids for ``world_SE3_ego``, in order.
-        sync_tolerance_ns: images, extra sweeps and cuboids are taken from the message
-            nearest the sweep within this time (else left out of the frame).
-        pose_window_ns: dynamic transforms are first read within this time either side of a
-            sweep; the window grows 5-fold while a transform on a needed path does not
-            bracket the sweep time, up to ``max_pose_window_ns``.
-        max_pose_window_ns: the widest dynamic-transform window.
-        pose_extrapolation_ns: how far beyond its samples (in the widest window) a dynamic
-            transform may be extrapolated (linearly; held constant with one sample) before
-            it is an error.
-        allow_missing_extrinsics: use the identity for sensors with no transform to
-            ``ego_frame`` instead of raising.
-    """
-
-    lidar_topic: str | None = None
-    extra_lidar_topics: tuple[str, ...] | None = None
-    camera_topics: Mapping[str, str] | None = None
-    calibration_topics: Mapping[str, str] | None = None
-    tf_topics: tuple[str, ...] | None = None
-    onboard_topic: str | None = None
-    annotation_topic: str | None = None
-    ego_frame: str = DEFAULT_EGO_FRAME
-    world_frames: tuple[str, ...] = DEFAULT_WORLD_FRAMES
-    sync_tolerance_ns: int = 50_000_000
-    pose_window_ns: int = 200_000_000
-    max_pose_window_ns: int = 5_000_000_000
-    pose_extrapolation_ns: int = 100_000_000
-    allow_missing_extrinsics: bool = False
-
-    @classmethod
-    def from_options(cls, reader: str, options: Mapping[str, Any]) -> MessageLogOptions:
-        """Validate ``**options`` given to a reader.
-
-        Raises:
-            ConfigError: an unknown option name or a negative tolerance.
-        """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise ConfigError(f"{reader} reader: unknown options {unknown}; expected some of {sorted(known)}")
-        values = dict(options)
-        for name in ("extra_lidar_topics", "tf_topics", "world_frames"):
-            if values.get(name) is not None:
-                values[name] = tuple(values[name]) if not isinstance(values[name], str) else (values[name],)
-        for name in ("camera_topics", "calibration_topics"):
-            if values.get(name) is not None:
-                values[name] = dict(values[name])
-        out = cls(**values)
-        for name in ("sync_tolerance_ns", "pose_window_ns", "max_pose_window_ns", "pose_extrapolation_ns"):
-            value = getattr(out, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ConfigError(f"{reader} reader: {name} expected a non-negative integer (ns), got {value!r}")
-        return out
-
-
-@dataclass(frozen=True)
-class TopicInfo:
-    """A topic in a log: name, normalised schema name, message count (``None`` if unknown)."""
-
-    topic: str
-    schema: str
-    message_count: int | None = None
-
-    @property
-    def kind(self) -> str | None:
-        """``"points"``, ``"image"``, ``"calibration"``, ``"tf"``, ``"cuboids"`` or ``None``."""
-        return SCHEMA_KINDS.get(self.schema)
-
-
-def describe_topics(topics: Iterable[TopicInfo]) -> str:
-    """One ``topic [schema] (N messages)`` per topic, for error messages."""
-    parts = []
-    for t in sorted(topics, key=lambda t: t.topic):
-        count = "" if t.message_count is None else f" ({t.message_count} messages)"
-        parts.append(f"{t.topic} [{t.schema}]{count}")
-    return "; ".join(parts) if parts else "(no topics)"
-
-
-@dataclass(frozen=True)
-class TopicPlan:
-    """Which topic feeds which part of a frame (resolved from :class:`MessageLogOptions`)."""
-
-    lidar_topic: str
-    extra_lidar_topics: tuple[str, ...] = ()
-    camera_topics: Mapping[str, str] = field(default_factory=dict)  # cameras with images
-    calibration_topics: Mapping[str, str] = field(default_factory=dict)  # every rig camera
-    static_tf_topics: tuple[str, ...] = ()
-    dynamic_tf_topics: tuple[str, ...] = ()
-    onboard_topic: str | None = None
-    annotation_topic: str | None = None
-
-
-def camera_name_from_topic(topic: str) -> str:
-    """``/camera/front/image_raw[/compressed]`` -> ``front``; a root-level topic gives its own name."""
-    parts = [p for p in topic.split("/") if p]
-    if parts and parts[-1] == "compressed":
-        parts = parts[:-1]
-    return parts[-2] if len(parts) >= 2 else (parts[0] if parts else topic)
-
-
-def _namespace(topic: str) -> str:
-    parts = [p for p in topic.split("/") if p]
-    if parts and parts[-1] == "compressed":
-        parts = parts[:-1]
-    return "/".join(parts[:-1])
-
-
-def plan_topics(path: str, topics: Sequence[TopicInfo], options: MessageLogOptions) -> TopicPlan:
-    """Resolve the topic options against the topics of a log.
-
-    Raises:
-        LogFormatError: a named topic is missing or has the wrong kind, no / several
-            point-cloud topics to choose from, or a camera without a calibration topic. The
-            message lists the topics found with their schemas.
-    """
-    by_name = {t.topic: t for t in topics}
-    found = describe_topics(topics)
-
-    def of_kind(kind: str) -> list[str]:
-        return sorted(t.topic for t in topics if t.kind == kind)
-
-    def require(topic: str, kind: str, option: str) -> str:
-        info = by_name.get(topic)
-        if info is None:
-            raise LogFormatError(path, option, f"topic {topic!r} is not in the log; topics found: {found}")
-        if info.kind != kind:
-            raise LogFormatError(
-                path, option, f"topic {topic!r} has schema {info.schema!r}, expected a {kind} schema; topics found: {found}"
-            )
-        return topic
-
-    clouds = of_kind("points")
-    if options.lidar_topic is not None:
-        lidar = require(options.lidar_topic, "points", "lidar_topic")
-    elif DEFAULT_LIDAR_TOPIC in clouds:
-        lidar = DEFAULT_LIDAR_TOPIC
-    elif len(clouds) == 1:
-        lidar = clouds[0]
-    elif not clouds:
-        raise LogFormatError(
-            path,
-            "lidar_topic",
-            f"no point-cloud topic (foxglove.PointCloud or sensor_msgs/msg/PointCloud2) to build frames from; topics found: {found}",
-        )
-    else:
-        raise LogFormatError(
-            path, "lidar_topic", f"several point-cloud topics {clouds}; pass lidar_topic= to choose the one that defines frames"
-        )
-
-    if options.extra_lidar_topics is not None:
-        extra = tuple(require(t, "points", "extra_lidar_topics") for t in options.extra_lidar_topics if t != lidar)
-    else:
-        extra = tuple(t for t in clouds if t != lidar)
-
-    if options.camera_topics is not None:
-        cameras = {name: require(t, "image", f"camera_topics[{name!r}]") for name, t in options.camera_topics.items()}
-    else:
-        cameras = {}
-        for t in of_kind("image"):
-            name = camera_name_from_topic(t)
-            if name in cameras:
-                raise LogFormatError(
-                    path,
-                    "camera_topics",
-                    f"image topics {cameras[name]!r} and {t!r} both map to camera {name!r}; pass camera_topics= to choose",
-                )
-            cameras[name] = t
-
-    calibrations: dict[str, str] = {}
-    explicit = dict(options.calibration_topics or {})
-    calib_topics = of_kind("calibration")
-    for name, image_topic in cameras.items():
-        if name in explicit:
-            calibrations[name] = require(explicit[name], "calibration", f"calibration_topics[{name!r}]")
-            continue
-        same_ns = [c for c in calib_topics if _namespace(c) == _namespace(image_topic)]
-        if len(same_ns) != 1:
-            raise LogFormatError(
-                path,
-                f"calibration_topics[{name!r}]",
-                f"expected one CameraInfo / CameraCalibration topic next to {image_topic!r}, found {same_ns}; "
-                f"pass calibration_topics= (or camera_topics= to leave the camera out); topics found: {found}",
-            )
-        calibrations[name] = same_ns[0]
-    # Calibrations without images still put their camera in the rig (named like image topics).
-    for name, topic in explicit.items():
-        if name not in calibrations:
-            calibrations[name] = require(topic, "calibration", f"calibration_topics[{name!r}]")
-    if options.camera_topics is None:
-        for topic in calib_topics:
-            if topic in calibrations.values() or any(_namespace(topic) == _namespace(t) for t in cameras.values()):
-                continue
-            name = camera_name_from_topic(topic)
-            if name in calibrations:
-                raise LogFormatError(
-                    path,
-                    "calibration_topics",
-                    f"calibration topics {calibrations[name]!r} and {topic!r} both map to camera {name!r}; pass calibration_topics=",
-                )
-            calibrations[name] = topic
-
-    tf_all = tuple(require(t, "tf", "tf_topics") for t in options.tf_topics) if options.tf_topics is not None else tuple(of_kind("tf"))
-    static = tuple(t for t in tf_all if t.rstrip("/").endswith("tf_static"))
-    dynamic = tuple(t for t in tf_all if t not in static)
-
-    def optional(topic: str | None, default: str, option: str) -> str | None:
-        if topic is not None:
-            return require(topic, "cuboids", option)
-        return default if default in by_name and by_name[default].kind == "cuboids" else None
-
-    return TopicPlan(
-        lidar_topic=lidar,
-        extra_lidar_topics=extra,
-        camera_topics=cameras,
-        calibration_topics=calibrations,
-        static_tf_topics=static,
-        dynamic_tf_topics=dynamic,
-        onboard_topic=optional(options.onboard_topic, DEFAULT_ONBOARD_TOPIC, "onboard_topic"),
-        annotation_topic=optional(options.annotation_topic, DEFAULT_ANNOTATION_TOPIC, "annotation_topic"),
-    )
+__all__ = [
+    "DEFAULT_ANNOTATION_TOPIC",
+    "DEFAULT_EGO_FRAME",
+    "DEFAULT_LIDAR_TOPIC",
+    "DEFAULT_ONBOARD_TOPIC",
+    "DEFAULT_PLANNED_PATH_TOPIC",
+    "DEFAULT_WORLD_FRAMES",
+    "EGO",
+    "SCHEMA_KINDS",
+    "FrameAssembler",
+    "LogOrderWarning",
+    "MessageLogOptions",
+    "MessageSource",
+    "RawMessage",
+    "TopicInfo",
+    "TopicPlan",
+    "TransformTree",
+    "camera_name_from_topic",
+    "describe_topics",
+    "plan_topics",
+    "sorted_frame_times",
+]
 
 
 # ---------------------------------------------------------------------- frame times
@@ -547,7 +324,9 @@ class FrameAssembler:
         plan, opts, path = self.plan, self.options, self.source.path
         tol = opts.sync_tolerance_ns
         window_topics = [plan.lidar_topic, *plan.extra_lidar_topics, *plan.camera_topics.values(), *plan.calibration_topics.values()]
-        window_topics += [t for t in (plan.onboard_topic, plan.annotation_topic) if t]
+        nearest_topics = [t for t in (plan.onboard_topic, plan.annotation_topic, plan.planned_path_topic) if t]
+        nearest_topics += list(plan.onboard_camera_topics.values())
+        window_topics += nearest_topics
         by_topic: dict[str, list[RawMessage]] = defaultdict(list)
         for m in self.source.read(list(dict.fromkeys(window_topics)), max(time_ns - tol, 0), time_ns + tol + 1):
             by_topic[m.topic].append(m)
@@ -569,11 +348,11 @@ class FrameAssembler:
             image_message = _nearest(by_topic[image_topic], time_ns, tol) if image_topic else None
             image = self.source.decode(image_message) if image_message is not None else None
             cameras[name] = (calibration, image_message, image)
-        boxes: dict[str, CuboidSample | None] = {}
-        for topic in (plan.onboard_topic, plan.annotation_topic):
-            if topic:
-                message = _nearest(by_topic[topic], time_ns, tol)
-                boxes[topic] = self.source.decode(message) if message is not None else None
+        # Cuboids, planned path and 2D boxes: the message nearest the sweep on each topic.
+        onboard_samples: dict[str, CuboidSample | PathSample | CameraBoxesSample | None] = {}
+        for topic in nearest_topics:
+            message = _nearest(by_topic[topic], time_ns, tol)
+            onboard_samples[topic] = self.source.decode(message) if message is not None else None
 
         if plan.dynamic_tf_topics and not self._learned_dynamic_frames:
             # Learn once which frames /tf publishes near here (the widest window), so a slow
@@ -593,7 +372,7 @@ class FrameAssembler:
                 self._dynamic_frames.update(f for _, s in dynamic for f in (s.parent, s.child))
             tree = TransformTree(self._static_transforms(), dynamic, opts.pose_extrapolation_ns, path, complete=complete)
             try:
-                return self._build(time_ns, tree, clouds, cameras, boxes)
+                return self._build(time_ns, tree, clouds, cameras, onboard_samples)
             except TransformWindowTooNarrow:
                 window = min(window * 5, opts.max_pose_window_ns) if window else 1_000_000
 
@@ -603,7 +382,7 @@ class FrameAssembler:
         tree: TransformTree,
         clouds: list[tuple[str, RawMessage, CloudSample]],
         cameras: Mapping[str, tuple[CalibrationSample, RawMessage | None, ImageSample | None]],
-        boxes: Mapping[str, CuboidSample | None],
+        samples: Mapping[str, Any],
     ) -> Frame:
         plan, opts, path = self.plan, self.options, self.source.path
 
@@ -650,11 +429,18 @@ class FrameAssembler:
         if world_SE3_ego is None and not tree.complete and any(w in self._dynamic_frames for w in opts.world_frames):
             raise TransformWindowTooNarrow("world")
 
+        onboard_boxes = self._cuboids(plan.onboard_topic, samples[plan.onboard_topic], time_ns, tree) if plan.onboard_topic else None
+        path_topic = plan.planned_path_topic
+        planned_path = self._planned_path(path_topic, samples[path_topic], time_ns, tree) if path_topic else None
+        camera_boxes: dict[str, CameraBoxes] = {}
+        for name, topic in plan.onboard_camera_topics.items():
+            sample = samples[topic]
+            if sample is not None:
+                camera_boxes[name] = replace(sample.boxes, camera=name)
         onboard = None
-        if plan.onboard_topic:
-            onboard_boxes = self._cuboids(plan.onboard_topic, boxes[plan.onboard_topic], time_ns, tree)
-            onboard = OnboardPerception(onboard_boxes) if onboard_boxes is not None else None
-        annotations = self._cuboids(plan.annotation_topic, boxes[plan.annotation_topic], time_ns, tree) if plan.annotation_topic else None
+        if onboard_boxes is not None or planned_path is not None or camera_boxes:
+            onboard = OnboardPerception(onboard_boxes if onboard_boxes is not None else Cuboids.empty(EGO), camera_boxes, planned_path)
+        annotations = self._cuboids(plan.annotation_topic, samples[plan.annotation_topic], time_ns, tree) if plan.annotation_topic else None
 
         return Frame(
             log_id=self.log_id,
@@ -694,14 +480,33 @@ class FrameAssembler:
             return Cuboids.empty(EGO)
         if sample.frame_id in (self.options.ego_frame, EGO):
             return replace(cuboids, frame=EGO)
-        ego_SE3_frame = tree.lookup(self.options.ego_frame, sample.frame_id, time_ns)
-        if ego_SE3_frame is None and not tree.complete and sample.frame_id in self._dynamic_frames:
-            raise TransformWindowTooNarrow(sample.frame_id)
+        return cuboids.transform(self._ego_SE3(sample.frame_id, topic, time_ns, tree, "box frame"), EGO)
+
+    def _ego_SE3(self, frame_id: str, topic: str, time_ns: int, tree: TransformTree, what: str) -> SE3:
+        """``ego_SE3_frame`` at ``time_ns`` for a message in ``frame_id``."""
+        ego_SE3_frame = tree.lookup(self.options.ego_frame, frame_id, time_ns)
+        if ego_SE3_frame is None and not tree.complete and frame_id in self._dynamic_frames:
+            raise TransformWindowTooNarrow(frame_id)
         if ego_SE3_frame is None:
-            raise LogFormatError(
-                self.source.path, f"{topic} frame_id", f"no transform from {self.options.ego_frame!r} to box frame {sample.frame_id!r}"
-            )
-        return cuboids.transform(ego_SE3_frame, EGO)
+            raise LogFormatError(self.source.path, f"{topic} frame_id", f"no transform from {self.options.ego_frame!r} to {what} {frame_id!r}")
+        return ego_SE3_frame
+
+    def _planned_path(self, topic: str, sample: PathSample | None, time_ns: int, tree: TransformTree) -> PlannedPath | None:
+        """The path in ``ego`` at the sweep time. A path in another frame (``map``, ``odom``) is
+        moved with the transform tree at the sweep time; positions keep their x, y (z is
+        dropped) and each heading becomes that of its rotated direction."""
+        if sample is None:
+            return None
+        positions, yaws = sample.positions_m, sample.yaws_rad
+        if sample.frame_id not in (self.options.ego_frame, EGO):
+            ego_SE3_frame = self._ego_SE3(sample.frame_id, topic, time_ns, tree, "path frame")
+            headings = np.column_stack([np.cos(yaws), np.sin(yaws), np.zeros(len(yaws))]) @ ego_SE3_frame.rotation.T
+            positions = ego_SE3_frame.transform_points(positions) if len(positions) else positions
+            yaws = np.arctan2(headings[:, 1], headings[:, 0])
+        try:
+            return PlannedPath(sample.timestamps_ns, np.column_stack([positions[:, :2], yaws]))
+        except (AVPipelineError, ValueError) as exc:
+            raise LogFormatError(self.source.path, f"{topic} poses", str(exc)) from exc
 
 
 def _sweep(name: str, time_ns: int, cloud: CloudSample, offsets: np.ndarray | None, path: str, topic: str) -> LidarSweep:

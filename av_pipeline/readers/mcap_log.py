@@ -14,8 +14,11 @@ what is MCAP specific:
   window (``iter_messages(topics, starting_at, ending_before)``). Files without a summary
   or message indexes are read end to end once to list frames (slow, but correct).
 - **Schemas**: ``protobuf`` schemas named ``foxglove.*`` (decoded with the file descriptor
-  set stored in the MCAP) and ``ros2msg`` schemas of the supported ROS types, decoded with
-  ``mcap_ros2``. Other encodings (JSON, ROS 1 in MCAP, IDL) are listed but not read.
+  set stored in the MCAP), ``ros2msg`` schemas of the supported ROS types, decoded with
+  ``mcap_ros2``, and the two ``jsonschema`` schemas of our own onboard channels
+  (``av_pipeline.PlannedPath``, ``av_pipeline.CameraDetections2D``:
+  :mod:`~av_pipeline.readers.mcap_json_decode`). Other schemas and encodings (other JSON,
+  ROS 1 in MCAP, IDL) are listed but not read.
 - **Out-of-order log times** (allowed by MCAP): frames are listed sorted by ``log_time``
   and a :class:`LogOrderWarning` says how many times the primary LiDAR topic went back in
   file order. Two LiDAR messages with the same ``log_time`` are an error (frame keys would
@@ -32,6 +35,7 @@ what is MCAP specific:
 
 from __future__ import annotations
 
+import json
 import struct
 import zlib
 from collections import Counter
@@ -53,6 +57,7 @@ from av_pipeline.readers.mcap_assembly import (
     sorted_frame_times,
 )
 from av_pipeline.readers.mcap_foxglove_decode import FOXGLOVE_DECODERS
+from av_pipeline.readers.mcap_json_decode import JSON_DECODERS
 from av_pipeline.readers.mcap_ros_decode import ROS_DECODERS, normalize_ros_type
 from av_pipeline.records import Frame, FrameRef
 
@@ -82,16 +87,19 @@ def _read_errors() -> tuple[type[BaseException], ...]:
 
 
 def _decode_errors() -> tuple[type[BaseException], ...]:
-    """What protobuf and mcap_ros2 raise on bytes that do not match the schema."""
+    """What protobuf, mcap_ros2 and json raise on bytes that do not match the schema (json: a
+    nesting deeper than the interpreter's recursion limit is a RecursionError)."""
     from google.protobuf.message import DecodeError
 
-    return (*_read_errors(), DecodeError, AttributeError, TypeError, UnicodeDecodeError, NotImplementedError, OverflowError)
+    return (*_read_errors(), DecodeError, AttributeError, TypeError, UnicodeDecodeError, NotImplementedError, OverflowError, RecursionError)
 
 
 def schema_family(schema_name: str, schema_encoding: str) -> tuple[str, str | None]:
-    """``(normalised schema name, family)`` where family is ``"foxglove"``, ``"ros2"`` or ``None`` (unsupported)."""
+    """``(normalised schema name, family)`` where family is ``"foxglove"``, ``"ros2"``, ``"json"`` or ``None`` (unsupported)."""
     if schema_encoding == "protobuf" and schema_name in FOXGLOVE_DECODERS:
         return schema_name, "foxglove"
+    if schema_encoding == "jsonschema" and schema_name in JSON_DECODERS:
+        return schema_name, "json"
     if schema_encoding == "ros2msg":
         name = normalize_ros_type(schema_name)
         if name in ROS_DECODERS:
@@ -165,6 +173,12 @@ class _McapSource(MessageSource):
 
                 def decoder(data: bytes) -> Any:
                     return ros_sample(decode_cdr(data), path, topic)
+
+            elif family == "json" and channel.message_encoding == "json":
+                json_sample = JSON_DECODERS[name]
+
+                def decoder(data: bytes) -> Any:
+                    return json_sample(json.loads(data), path, topic)
 
             else:
                 raise LogFormatError(path, topic, f"unsupported schema {name} with message encoding {channel.message_encoding!r}")

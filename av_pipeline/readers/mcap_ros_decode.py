@@ -7,8 +7,9 @@ are handled here.
 
 Supported types (``ROS_DECODERS``): ``sensor_msgs/msg/PointCloud2``, ``sensor_msgs/msg/Image``,
 ``sensor_msgs/msg/CompressedImage``, ``sensor_msgs/msg/CameraInfo``, ``tf2_msgs/msg/TFMessage``
-and ``vision_msgs/msg/Detection3DArray`` (onboard cuboids; see docs/formats.md for
-the class / score / track-id convention).
+``vision_msgs/msg/Detection3DArray`` (onboard cuboids; see docs/formats.md for
+the class / score / track-id convention), ``vision_msgs/msg/Detection2DArray`` (onboard 2D
+camera boxes, same convention) and ``nav_msgs/msg/Path`` (the planner's path).
 """
 
 from __future__ import annotations
@@ -18,16 +19,20 @@ from typing import Any, Callable
 import numpy as np
 
 from av_pipeline.boxes import Cuboids
+from av_pipeline.records import CameraBoxes
+from calibration.errors import AVPipelineError
 from av_pipeline.errors import LogFormatError
 from av_pipeline.readers.mcap_samples import (
     INT64_MAX,
     INT64_MIN,
     ROS_POINT_FIELD_DTYPES,
     CalibrationSample,
+    CameraBoxesSample,
     CloudSample,
     CuboidSample,
     ImageSample,
     PackedField,
+    PathSample,
     TransformSample,
     as_bytes,
     camera_model_from_info,
@@ -148,17 +153,7 @@ def decode_detection3d_array(msg: Any, path: str, topic: str) -> CuboidSample:
         centers.append([c.position.x, c.position.y, c.position.z])
         quats.append([c.orientation.x, c.orientation.y, c.orientation.z, c.orientation.w])
         sizes.append([s.x, s.y, s.z])
-        label, score = "unknown", 1.0
-        best = -np.inf
-        for result in det.results:
-            hyp = getattr(result, "hypothesis", result)
-            value = float(hyp.score)
-            if not np.isfinite(value):
-                raise LogFormatError(path, f"{topic} detections[{i}] score", f"expected a finite score, got {value!r}")
-            if value > best:
-                best = value
-                label = str(getattr(hyp, "class_id", getattr(hyp, "id", "unknown")))
-                score = value
+        label, score = _best_hypothesis(det.results, path, f"{topic} detections[{i}]")
         labels.append(label)
         scores.append(score)
         tracks.append(_parse_track_id(str(getattr(det, "id", ""))))
@@ -168,6 +163,82 @@ def decode_detection3d_array(msg: Any, path: str, topic: str) -> CuboidSample:
     except ValueError as exc:  # ShapeError: e.g. a zero-size box
         raise LogFormatError(path, f"{topic} detections", str(exc)) from exc
     return CuboidSample(frame_id, stamp, cuboids)
+
+
+def _best_hypothesis(results: Any, path: str, where: str) -> tuple[str, float]:
+    """``(class, score)`` of the highest-scoring hypothesis (``("unknown", 1.0)`` without results)."""
+    label, score, best = "unknown", 1.0, -np.inf
+    for result in results:
+        hyp = getattr(result, "hypothesis", result)
+        value = float(hyp.score)
+        if not np.isfinite(value):
+            raise LogFormatError(path, f"{where} score", f"expected a finite score, got {value!r}")
+        if value > best:
+            best, score = value, value
+            label = str(getattr(hyp, "class_id", getattr(hyp, "id", "unknown")))
+    return label, score
+
+
+def decode_detection2d_array(msg: Any, path: str, topic: str) -> CameraBoxesSample:
+    """``vision_msgs/Detection2DArray`` -> :class:`CameraBoxesSample` (pixels).
+
+    Convention (as :func:`decode_detection3d_array`): ``bbox.center`` (``position.x/y`` in
+    vision_msgs 4.x, ``x/y`` in 3.x) and ``size_x, size_y`` give ``x_min, y_min, x_max,
+    y_max``; class and score from the best hypothesis, track id from ``id``. A rotated box
+    (``theta != 0``) or a negative size is an error: the record holds axis-aligned boxes.
+    """
+    frame_id, stamp = _header(msg)
+    boxes, labels, scores, tracks = [], [], [], []
+    for i, det in enumerate(msg.detections):
+        where = f"{topic} detections[{i}]"
+        det_frame = normalize_frame_id(det.header.frame_id) if hasattr(det, "header") else ""
+        if det_frame and det_frame != frame_id:
+            raise LogFormatError(path, where, f"frame_id {det_frame!r} differs from the array's {frame_id!r}")
+        center = det.bbox.center
+        position = getattr(center, "position", center)
+        cx, cy, theta = float(position.x), float(position.y), float(center.theta)
+        width, height = float(det.bbox.size_x), float(det.bbox.size_y)
+        values = (cx, cy, theta, width, height)
+        if not np.isfinite(values).all() or width < 0 or height < 0:
+            raise LogFormatError(path, f"{where} bbox", f"expected finite values and sizes >= 0, got center ({cx}, {cy}), size {width} x {height}")
+        if theta != 0.0:
+            raise LogFormatError(path, f"{where} bbox", f"rotated boxes are not supported (theta {theta})")
+        corners = [cx - width / 2.0, cy - height / 2.0, cx + width / 2.0, cy + height / 2.0]
+        if not np.isfinite(corners).all():
+            raise LogFormatError(path, f"{where} bbox", f"box corners overflow float64: center ({cx}, {cy}), size {width} x {height}")
+        boxes.append(corners)
+        label, score = _best_hypothesis(det.results, path, where)
+        labels.append(label)
+        scores.append(score)
+        tracks.append(_parse_track_id(str(getattr(det, "id", ""))))
+    try:
+        camera_boxes = CameraBoxes("", np.reshape(boxes, (-1, 4)), labels, scores, tracks)
+    except (AVPipelineError, ValueError) as exc:
+        raise LogFormatError(path, f"{topic} detections", str(exc)) from exc
+    return CameraBoxesSample(frame_id, stamp, camera_boxes)
+
+
+def decode_path(msg: Any, path: str, topic: str) -> PathSample:
+    """``nav_msgs/Path`` -> :class:`PathSample`: each ``PoseStamped`` with its own stamp.
+
+    The heading of each pose is that of its rotated x axis (:func:`yaw_from_xyzw`). A pose
+    whose own header names another frame than the path's, or non-finite values, is an error.
+    """
+    frame_id, stamp = _header(msg)
+    times, positions, quats = [], [], []
+    for i, pose in enumerate(msg.poses):
+        pose_frame, pose_stamp = _header(pose)
+        if pose_frame and pose_frame != frame_id:
+            raise LogFormatError(path, f"{topic} poses[{i}] header.frame_id", f"{pose_frame!r} differs from the path's {frame_id!r}")
+        p, q = pose.pose.position, pose.pose.orientation
+        values = [float(p.x), float(p.y), float(p.z), float(q.x), float(q.y), float(q.z), float(q.w)]
+        if not np.isfinite(values).all():
+            raise LogFormatError(path, f"{topic} poses[{i}] pose", f"expected finite values, got {values}")
+        times.append(pose_stamp)
+        positions.append(values[:3])
+        quats.append(values[3:])
+    yaws = yaw_from_xyzw(np.asarray(quats, dtype=np.float64).reshape(-1, 4))
+    return PathSample(frame_id, stamp, np.asarray(times, dtype=np.int64), np.asarray(positions, dtype=np.float64).reshape(-1, 3), yaws)
 
 
 def _parse_track_id(text: str) -> int:
@@ -188,4 +259,6 @@ ROS_DECODERS: dict[str, Callable[[Any, str, str], Any]] = {
     "sensor_msgs/msg/CameraInfo": decode_camera_info,
     "tf2_msgs/msg/TFMessage": decode_tf_message,
     "vision_msgs/msg/Detection3DArray": decode_detection3d_array,
+    "vision_msgs/msg/Detection2DArray": decode_detection2d_array,
+    "nav_msgs/msg/Path": decode_path,
 }

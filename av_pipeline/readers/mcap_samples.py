@@ -19,6 +19,7 @@ import numpy as np
 
 from av_pipeline.boxes import Cuboids
 from av_pipeline.errors import LogFormatError, short_repr
+from av_pipeline.records import CameraBoxes
 from calibration import SE3
 from calibration.camera import CameraModel
 from calibration.errors import AVPipelineError
@@ -144,6 +145,36 @@ class CuboidSample:
     frame_id: str
     stamp_ns: int
     cuboids: Cuboids
+
+
+@dataclass(frozen=True, eq=False)
+class PathSample:
+    """A planned path of one message, in ``frame_id`` (made a
+    :class:`~av_pipeline.records.PlannedPath` in ``ego`` when the frame is assembled).
+
+    Attributes:
+        frame_id: the frame the poses are in.
+        stamp_ns: the message stamp.
+        timestamps_ns: ``(K,)`` int64 time of each pose.
+        positions_m: ``(K, 3)`` float64 positions in ``frame_id``.
+        yaws_rad: ``(K,)`` float64 heading about +z of each pose in ``frame_id``.
+    """
+
+    frame_id: str
+    stamp_ns: int
+    timestamps_ns: np.ndarray
+    positions_m: np.ndarray
+    yaws_rad: np.ndarray
+
+
+@dataclass(frozen=True)
+class CameraBoxesSample:
+    """Onboard 2D boxes of one message; ``frame_id`` is the camera's frame. ``boxes.camera`` is
+    what the message says (possibly ``""``): assembly names the camera after its topic."""
+
+    frame_id: str
+    stamp_ns: int
+    boxes: CameraBoxes
 
 
 # ---------------------------------------------------------------------- helpers

@@ -5,7 +5,8 @@
 >>> frames = list(reader.iter_frames())                             # doctest: +SKIP
 
 The same messages as the ROS 2 MCAP path (``PointCloud2``, ``Image``, ``CompressedImage``,
-``CameraInfo``, ``TFMessage``, ``vision_msgs/Detection3DArray``), decoded by the same
+``CameraInfo``, ``TFMessage``, ``vision_msgs/Detection3DArray`` and ``Detection2DArray``,
+``nav_msgs/Path``), decoded by the same
 functions (:mod:`av_pipeline.readers.mcap_ros_decode`) and assembled into frames by the same
 code (:mod:`av_pipeline.readers.mcap_assembly`), with the same options and defaults. The
 time axis is the bag's receive timestamp.

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from av_pipeline.boxes import Cuboids
-from av_pipeline.records import CameraImage, Frame, LidarSweep, OnboardPerception
+from av_pipeline.records import CameraImage, Frame, LidarSweep, OnboardPerception, PlannedPath
 from av_pipeline.synthetic.actors import EGO_LANE, LANES, Actors, build_actors
 from av_pipeline.synthetic.camera_render import CameraRenderer
 from av_pipeline.synthetic.config import SimulationConfig
@@ -58,7 +58,7 @@ class SyntheticFrame:
     Attributes:
         frame: the log frame: LiDAR sweep (with ``time_offsets_ns``), JPEG images, ego pose,
             ground-truth ``annotations`` (with ``num_lidar_points``) and ``onboard``
-            perception (cuboids and camera boxes).
+            perception (cuboids, camera boxes and the planned path).
         truth: the frame's ground truth with visibilities and 2D boxes.
         images_rgb: camera name -> ``(H, W, 3)`` uint8 rendered pixels.
         camera_track_ids: camera name -> ``(H, W)`` int64 track id shown at each pixel (-1: none).
@@ -125,7 +125,7 @@ class SyntheticDrive:
         rig: the sensor rig (:mod:`av_pipeline.synthetic.rig`).
         route, ego, actors: the road, the ego's trajectory, the traffic.
         truths: ground truth per frame (point counts and pixel boxes filled when rendered).
-        onboard: onboard perception per frame.
+        onboard: onboard perception per frame (cuboids, camera boxes, planned path).
         anomalies: the planted anomalies (the answer key).
         ego_deviation_m: ``(F,)`` largest planned-vs-driven distance per frame.
     """
@@ -170,6 +170,7 @@ class SyntheticDrive:
         self.onboard, self.anomalies = onboard_perception(
             self.truths, config.perception, np.random.default_rng([config.seed, _PERCEPTION_STREAM]), self.ego_deviation_m, events
         )
+        self.onboard = [replace(onboard, planned_path=self.planned_path(k)) for k, onboard in enumerate(self.onboard)]
 
     # ------------------------------------------------------------------ time
     def t_s(self, index: int) -> float:
@@ -182,6 +183,13 @@ class SyntheticDrive:
 
     def __len__(self) -> int:
         return self.config.frames
+
+    def planned_path(self, index: int) -> PlannedPath:
+        """The planner's path at frame ``index`` as the onboard stack reports it: the
+        ``planned_path_ego`` rows with ``timestamps_ns = timestamp_ns + round(dt_s * 1e9)``."""
+        rows = _path_in_ego(self.planned_world[index], self.truths[index].world_SE3_ego)
+        times_ns = self.timestamp_ns(index) + np.round(rows[:, 0] * 1e9).astype(np.int64)
+        return PlannedPath(times_ns, rows[:, 1:])
 
     def world_SE3_ego_trajectory(self, step_ns: int = 5_000_000) -> PoseTrajectory:
         """The true ego trajectory sampled every ``step_ns`` from half a sweep before the first
@@ -281,7 +289,3 @@ class SyntheticDrive:
         for index in range(self.config.frames):
             yield self.frame(index)
 
-
-def without_camera_boxes(onboard: OnboardPerception | None) -> OnboardPerception | None:
-    """``onboard`` without its camera boxes (the MCAP writers have no place for them; they go to the side file)."""
-    return None if onboard is None else OnboardPerception(onboard.cuboids)

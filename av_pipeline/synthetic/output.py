@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Sequence
 from av_pipeline.errors import ConfigError
 from av_pipeline.records import CameraImage, Frame
 from av_pipeline.synthetic.config import SimulationConfig
-from av_pipeline.synthetic.generator import SyntheticDrive, SyntheticFrame, encode_image, without_camera_boxes
+from av_pipeline.synthetic.generator import SyntheticDrive, SyntheticFrame, encode_image
 from av_pipeline.synthetic.sidecar import SIDECAR_VERSION, _r, anomalies_document, onboard_to_json, truth_to_json, write_json
 
 #: Output formats of :func:`write_synthetic_log`.
@@ -133,7 +133,7 @@ def write_synthetic_log(
                 kitti_writer.write(_kitti_frame(synthetic))
             if on_frame is not None:
                 on_frame(synthetic)
-            yield replace(synthetic.frame, onboard=without_camera_boxes(synthetic.frame.onboard))
+            yield synthetic.frame
 
     mcap_path = None
     if "mcap" in formats:

@@ -12,6 +12,7 @@ Layout (``root`` given by the caller, ``<date>`` like ``2024_05_14``)::
         velodyne_points/data/<index:010d>.bin   float32 x, y, z, intensity
         image_0x/timestamps.txt, image_0x/data/<index:010d>.png
         oxts/timestamps.txt, oxts/dataformat.txt, oxts/data/<index:010d>.txt
+        planned_path/timestamps.txt, planned_path/data/<index:010d>.txt   (our addition, see below)
 
 What maps where:
 
@@ -32,8 +33,13 @@ What maps where:
   shifted by the first ego position: see :attr:`KittiRawDrive.reader_world_SE3_world`.
 - **Points.** The first LiDAR of each frame; columns ``x, y, z`` and ``intensity`` (zeros
   when absent); other columns and per-point times are not representable (KITTI has none).
-- **Not written:** annotations and onboard perception (KITTI raw has no place for them;
-  tracklet XML is not produced), other LiDARs.
+- **Planned path** (``Frame.onboard.planned_path``): KITTI raw has no place for it, so it goes
+  to the side folder ``planned_path/`` (:mod:`av_pipeline.readers.kitti_planned_path`): one
+  ``data/<index>.txt`` per frame that has a path, rows ``timestamp_ns x_m y_m yaw_rad`` in
+  the ego (= IMU) frame, exact float64; ``timestamps.txt`` holds every sweep's time. The
+  folder is only created when some frame has a path.
+- **Not written:** annotations, onboard cuboids and onboard 2D camera boxes (KITTI raw has no
+  place for them; tracklet XML is not produced), other LiDARs.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ import numpy as np
 
 from av_pipeline.errors import ConfigError, LogFormatError
 from av_pipeline.readers.kitti import EARTH_RADIUS_M, OXTS_FIELDS
+from av_pipeline.readers.kitti_planned_path import PLANNED_PATH_FOLDER, format_planned_path
 from av_pipeline.records import CameraImage, Frame
 from calibration import SE3
 from calibration.formats.kitti_raw import KittiRawCalib, write_kitti_raw_calib
@@ -186,6 +193,7 @@ class KittiRawWriter:
         self._poses: list[tuple[int, SE3]] = []
         self._first_position: np.ndarray | None = None
         self._count = 0
+        self._paths_written = 0
 
     @staticmethod
     def _default_folders(rig: SensorRig) -> dict[str, str]:
@@ -264,6 +272,12 @@ class KittiRawWriter:
             data, suffix = self._image_bytes(image)
             (self._drive_dir / f"image_{folder}" / "data" / f"{index:010d}{suffix}").write_bytes(data)
             self._times.setdefault(folder, []).append(image.timestamp_ns)
+        planned = frame.onboard.planned_path if frame.onboard is not None else None
+        if planned is not None:
+            folder = self._drive_dir / PLANNED_PATH_FOLDER / "data"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{index:010d}.txt").write_text(format_planned_path(planned), encoding="utf-8")
+            self._paths_written += 1
         self._poses.append((frame.timestamp_ns, frame.world_SE3_ego))
         self._count += 1
 
@@ -295,6 +309,8 @@ class KittiRawWriter:
         for folder, times in self._times.items():
             (drive / f"image_{folder}" / "timestamps.txt").write_text(lines(times), encoding="utf-8")
         (drive / "oxts" / "timestamps.txt").write_text(lines(t for t, _ in self._poses), encoding="utf-8")
+        if self._paths_written:
+            (drive / PLANNED_PATH_FOLDER / "timestamps.txt").write_text(lines(t for t, _ in self._poses), encoding="utf-8")
         for index, packet in enumerate(self._oxts_packets()):
             text = " ".join(repr(float(v)) if i < 25 else str(int(v)) for i, v in enumerate(packet))
             (drive / "oxts" / "data" / f"{index:010d}.txt").write_text(text + "\n", encoding="utf-8")

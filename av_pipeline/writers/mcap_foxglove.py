@@ -6,7 +6,9 @@ int32 ns), ``foxglove.CompressedImage`` (png / jpeg bytes as they are) or
 ``/tf_static`` and ``/tf``, and ``foxglove.SceneUpdate`` for cuboids (convention in
 :mod:`av_pipeline.readers.mcap_foxglove_decode`). Each schema is stored as the serialized
 ``FileDescriptorSet`` of its ``.proto`` file and dependencies (the MCAP ``protobuf`` schema
-encoding), so any MCAP tool can decode the messages.
+encoding), so any MCAP tool can decode the messages. The onboard planned path and 2D camera
+boxes have no fitting foxglove schema: they go on JSON channels, with foxglove display
+messages beside them (:mod:`av_pipeline.writers.mcap_foxglove_onboard`).
 
 Cuboids in a viewer: every ``SceneUpdate`` starts with a ``SceneEntityDeletion`` of type
 ``ALL`` stamped at the frame time, which removes the entities of earlier frames on the same
@@ -39,6 +41,13 @@ from av_pipeline.writers.publications import (
     packed_points,
     split_ns,
     yaw_to_xyzw,
+)
+from av_pipeline.writers.mcap_foxglove_onboard import (
+    JsonMessage,
+    camera_detections_json,
+    image_annotations,
+    planned_path_json,
+    poses_in_frame,
 )
 from calibration import SE3
 
@@ -82,11 +91,31 @@ def _frame_transform(msg: Any, parent: str, child: str, time_ns: int, parent_SE3
     msg.rotation.x, msg.rotation.y, msg.rotation.z, msg.rotation.w = (float(v) for v in q)
 
 
-def foxglove_message(pub: Publication, topics: WriterTopics) -> tuple[str, Any]:
-    """``(topic, protobuf message)`` for one publication.
+def foxglove_messages(pub: Publication, topics: WriterTopics) -> list[tuple[str, Any]]:
+    """``(topic, message)`` pairs for one publication: protobuf messages, and
+    :class:`~av_pipeline.writers.mcap_foxglove_onboard.JsonMessage` for the JSON channels.
+
+    The planned path and onboard camera boxes give two messages each (JSON data first, then
+    the foxglove display message); every other role gives one.
 
     Raises:
         ValueError: an unknown publication role.
+    """
+    if pub.role == "planned_path":
+        return [(topics.planned_path, planned_path_json(pub.content)), (topics.foxglove_planned_path_poses, poses_in_frame(pub.content))]
+    if pub.role == "onboard_camera":
+        return [
+            (topics.onboard_camera.format(name=pub.name), camera_detections_json(pub.name, pub.content)),
+            (topics.foxglove_onboard_camera_annotations.format(name=pub.name), image_annotations(pub.content, box_label)),
+        ]
+    return [foxglove_message(pub, topics)]
+
+
+def foxglove_message(pub: Publication, topics: WriterTopics) -> tuple[str, Any]:
+    """``(topic, protobuf message)`` for one publication of a single-message role (see :func:`foxglove_messages`).
+
+    Raises:
+        ValueError: an unknown publication role, or one that gives several messages.
     """
     from foxglove_schemas_protobuf.CameraCalibration_pb2 import CameraCalibration
     from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
@@ -141,6 +170,8 @@ def foxglove_message(pub: Publication, topics: WriterTopics) -> tuple[str, Any]:
         assert isinstance(content, Boxes)
         topic = topics.onboard if pub.role == "onboard" else topics.annotations
         return topic, _scene_update(content, t, _COLORS[pub.role], with_scores=pub.role == "onboard")
+    if pub.role in ("planned_path", "onboard_camera"):
+        raise ValueError(f"publication role {pub.role!r} gives several messages; use foxglove_messages")
     raise ValueError(f"unknown publication role {pub.role!r}")
 
 
@@ -220,19 +251,20 @@ def write_foxglove_mcap(
         schema_ids: dict[str, int] = {}
         channel_ids: dict[str, int] = {}
         for pub in frame_publications(frames, topics):
-            topic, message = foxglove_message(pub, topics)
-            descriptor = message.DESCRIPTOR
-            if descriptor.full_name not in schema_ids:
-                schema_ids[descriptor.full_name] = writer.register_schema(
-                    name=descriptor.full_name, encoding="protobuf", data=file_descriptor_set(descriptor)
-                )
-            if topic not in channel_ids:
-                schema_id = schema_ids[descriptor.full_name]
-                channel_ids[topic] = writer.register_channel(topic=topic, message_encoding="protobuf", schema_id=schema_id)
-            writer.add_message(channel_ids[topic], log_time=pub.log_time_ns, data=message.SerializeToString(), publish_time=pub.log_time_ns)
-            counts[topic] += 1
+            for topic, message in foxglove_messages(pub, topics):
+                if isinstance(message, JsonMessage):
+                    schema_name, encoding, message_encoding, data = message.schema_name, "jsonschema", "json", message.data
+                else:
+                    schema_name, encoding, message_encoding, data = message.DESCRIPTOR.full_name, "protobuf", "protobuf", message.SerializeToString()
+                if schema_name not in schema_ids:
+                    schema_data = message.schema_data if isinstance(message, JsonMessage) else file_descriptor_set(message.DESCRIPTOR)
+                    schema_ids[schema_name] = writer.register_schema(name=schema_name, encoding=encoding, data=schema_data)
+                if topic not in channel_ids:
+                    channel_ids[topic] = writer.register_channel(topic=topic, message_encoding=message_encoding, schema_id=schema_ids[schema_name])
+                writer.add_message(channel_ids[topic], log_time=pub.log_time_ns, data=data, publish_time=pub.log_time_ns)
+                counts[topic] += 1
         writer.finish()
     return dict(counts)
 
 
-__all__ = ["box_label", "file_descriptor_set", "foxglove_message", "write_foxglove_mcap"]
+__all__ = ["box_label", "file_descriptor_set", "foxglove_message", "foxglove_messages", "write_foxglove_mcap"]

@@ -2,8 +2,10 @@
 
 Topics, frame ids and times are those of :mod:`av_pipeline.writers.publications`; message
 types: ``sensor_msgs/msg/PointCloud2`` / ``Image`` / ``CompressedImage`` / ``CameraInfo``,
-``tf2_msgs/msg/TFMessage`` and ``vision_msgs/msg/Detection3DArray`` for cuboids. The schemas
-are the texts in :mod:`av_pipeline.writers.ros2_msgdefs`.
+``tf2_msgs/msg/TFMessage``, ``vision_msgs/msg/Detection3DArray`` for cuboids,
+``nav_msgs/msg/Path`` for the onboard planned path and ``vision_msgs/msg/Detection2DArray`` for
+the onboard 2D camera boxes (one topic per camera). The schemas are the texts in
+:mod:`av_pipeline.writers.ros2_msgdefs`.
 """
 
 from __future__ import annotations

@@ -16,13 +16,18 @@ image                         ``/camera/<name>/image`` (foxglove),         ``<na
 first LiDAR of a frame        ``/lidar/points``                            ``<lidar name>``
 other LiDARs                  ``/lidar/<name>/points``                     ``<lidar name>``
 onboard cuboids               ``/perception/objects``                      ``base_link``
+onboard planned path          ``/planning/path`` (foxglove: also           ``base_link``
+                              ``/planning/path/poses`` for display)
+onboard 2D camera boxes       ``/perception/camera/<name>/objects``        ``<name>``
+                              (foxglove: also ``.../annotations``)
 annotations                   ``/annotations/cuboids``                     ``base_link``
 ============================  ===========================================  ==========================
 
 Times: every message's ``log_time`` = ``publish_time`` = its header stamp = the record's
 ``timestamp_ns``, except the first LiDAR of a frame, logged at ``Frame.timestamp_ns`` (its
 stamp stays the sweep's ``timestamp_ns``), and calibration / cuboids / poses, logged at the
-frame time.
+frame time. The planned path and the camera boxes are logged at the frame time too; each
+pose of the path keeps its own time inside the message.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import numpy as np
 
 from av_pipeline.boxes import Cuboids
 from av_pipeline.errors import LogFormatError
-from av_pipeline.records import CameraImage, Frame, LidarSweep
+from av_pipeline.records import CameraBoxes, CameraImage, Frame, LidarSweep, PlannedPath
 from calibration import SE3
 from calibration.camera import CameraModel
 
@@ -53,6 +58,10 @@ class WriterTopics:
     tf: str = "/tf"
     tf_static: str = "/tf_static"
     onboard: str = "/perception/objects"
+    planned_path: str = "/planning/path"
+    foxglove_planned_path_poses: str = "/planning/path/poses"
+    onboard_camera: str = "/perception/camera/{name}/objects"
+    foxglove_onboard_camera_annotations: str = "/perception/camera/{name}/annotations"
     annotations: str = "/annotations/cuboids"
     ego_frame: str = "base_link"
     world_frame: str = "map"
@@ -108,13 +117,32 @@ class Boxes:
 
 
 @dataclass(frozen=True)
+class Path:
+    """The planner's path (:class:`PlannedPath`, poses in the ego frame) in ``frame_id``, stamped ``stamp_ns``."""
+
+    frame_id: str
+    stamp_ns: int
+    path: PlannedPath
+
+
+@dataclass(frozen=True)
+class ImageBoxes:
+    """Onboard 2D boxes of one camera, in the camera's ``frame_id`` (pixels), stamped ``stamp_ns``."""
+
+    frame_id: str
+    stamp_ns: int
+    boxes: CameraBoxes
+
+
+@dataclass(frozen=True)
 class Publication:
     """One message to write: ``topic`` (with ``{name}`` filled in) at ``log_time_ns``, and its content.
 
     Attributes:
         role: the :class:`WriterTopics` field it comes from (``"lidar"``, ``"tf_static"`` ...);
             image roles are resolved by the writer (raw vs compressed).
-        camera: the camera name for image / calibration roles.
+        name: the camera name for image / calibration / onboard_camera roles, the LiDAR
+            name for LiDAR roles.
     """
 
     role: str
@@ -128,8 +156,9 @@ def frame_publications(frames: Iterable[Frame], topics: WriterTopics) -> Iterato
 
     Raises:
         LogFormatError: a sensor name used by both a camera and a LiDAR, a rig extrinsic
-            that changes between frames (static transforms cannot say that), or cuboids in
-            a frame the writer cannot name.
+            that changes between frames (static transforms cannot say that), cuboids in
+            a frame the writer cannot name, or onboard camera boxes of a camera that is not
+            in the rig (its frame id would name nothing).
     """
     written: dict[str, SE3] = {}
     ego = topics.ego_frame
@@ -174,10 +203,14 @@ def frame_publications(frames: Iterable[Frame], topics: WriterTopics) -> Iterato
             yield Publication("image", image.timestamp_ns, Image(name, image), name)
         if frame.onboard is not None:
             yield Publication("onboard", t, Boxes(_box_frame(frame.onboard.cuboids, ego, where), frame.onboard.cuboids))
-            if len(frame.onboard.camera_boxes):
-                import warnings
-
-                warnings.warn(f"{where}: onboard camera_boxes are not written (no MCAP/ROS mapping yet)", stacklevel=2)
+            if frame.onboard.planned_path is not None:
+                yield Publication("planned_path", t, Path(ego, t, frame.onboard.planned_path))
+            for name, boxes in frame.onboard.camera_boxes.items():
+                if name not in frame.rig.cameras:
+                    raise LogFormatError(
+                        where, f"onboard camera_boxes[{name!r}]", f"camera {name!r} is not in the rig {list(frame.rig.cameras)}"
+                    )
+                yield Publication("onboard_camera", t, ImageBoxes(name, t, boxes), name)
         if frame.annotations is not None:
             yield Publication("annotations", t, Boxes(_box_frame(frame.annotations, ego, where), frame.annotations))
 

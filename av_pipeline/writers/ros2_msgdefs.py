@@ -2,13 +2,15 @@
 
 Each ``*_MSGDEF`` constant is the standard concatenated form stored in MCAP schemas and
 rosbag2 metadata: the type's own fields, then every nested type after a separator line of
-80 ``=`` and ``MSG: pkg/Type``. The sensor_msgs / tf2_msgs texts are those of ROS 2 Humble
-(as ``rosbags`` generates them); the vision_msgs ones are vision_msgs 4.x (Humble).
+80 ``=`` and ``MSG: pkg/Type``. The sensor_msgs / tf2_msgs / nav_msgs texts are those of ROS 2
+Humble (as ``rosbags`` generates them; ``nav_msgs/Path`` is the same in Jazzy); the vision_msgs
+ones are vision_msgs 4.x (Humble and Jazzy: ``BoundingBox2D.center`` is a ``vision_msgs/Pose2D``
+with a ``vision_msgs/Point2D`` position).
 
 >>> POINTCLOUD2_MSGDEF.splitlines()[0]
 'std_msgs/Header header'
 >>> sorted(MSGDEFS)[0]
-'sensor_msgs/msg/CameraInfo'
+'nav_msgs/msg/Path'
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ _OBJECT_HYPOTHESIS_WITH_POSE = (
     "vision_msgs/ObjectHypothesis hypothesis\ngeometry_msgs/PoseWithCovariance pose",
 )
 _BOUNDING_BOX3D = ("vision_msgs/BoundingBox3D", "geometry_msgs/Pose center\ngeometry_msgs/Vector3 size")
+_POSE_STAMPED = ("geometry_msgs/PoseStamped", "std_msgs/Header header\ngeometry_msgs/Pose pose")
+_POINT2D = ("vision_msgs/Point2D", "float64 x\nfloat64 y")
+_POSE2D = ("vision_msgs/Pose2D", "vision_msgs/Point2D position\nfloat64 theta")
+_BOUNDING_BOX2D = ("vision_msgs/BoundingBox2D", "vision_msgs/Pose2D center\nfloat64 size_x\nfloat64 size_y")
+_DETECTION2D = (
+    "vision_msgs/Detection2D",
+    "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\nvision_msgs/BoundingBox2D bbox\nstring id",
+)
 _DETECTION3D = (
     "vision_msgs/Detection3D",
     "std_msgs/Header header\nvision_msgs/ObjectHypothesisWithPose[] results\nvision_msgs/BoundingBox3D bbox\nstring id",
@@ -132,6 +142,24 @@ DETECTION3D_ARRAY_MSGDEF = _concat(
     _VECTOR3,
 )
 
+DETECTION2D_ARRAY_MSGDEF = _concat(
+    "std_msgs/Header header\nvision_msgs/Detection2D[] detections",
+    _HEADER,
+    _TIME,
+    _DETECTION2D,
+    _OBJECT_HYPOTHESIS_WITH_POSE,
+    _OBJECT_HYPOTHESIS,
+    _POSE_WITH_COVARIANCE,
+    _POSE,
+    _POINT,
+    _QUATERNION,
+    _BOUNDING_BOX2D,
+    _POSE2D,
+    _POINT2D,
+)
+
+PATH_MSGDEF = _concat("std_msgs/Header header\ngeometry_msgs/PoseStamped[] poses", _HEADER, _TIME, _POSE_STAMPED, _POSE, _POINT, _QUATERNION)
+
 #: ROS 2 type name -> message definition text.
 MSGDEFS: dict[str, str] = {
     "sensor_msgs/msg/PointCloud2": POINTCLOUD2_MSGDEF,
@@ -140,4 +168,6 @@ MSGDEFS: dict[str, str] = {
     "sensor_msgs/msg/CameraInfo": CAMERA_INFO_MSGDEF,
     "tf2_msgs/msg/TFMessage": TF_MESSAGE_MSGDEF,
     "vision_msgs/msg/Detection3DArray": DETECTION3D_ARRAY_MSGDEF,
+    "vision_msgs/msg/Detection2DArray": DETECTION2D_ARRAY_MSGDEF,
+    "nav_msgs/msg/Path": PATH_MSGDEF,
 }

@@ -16,6 +16,8 @@ from av_pipeline.writers.publications import (
     Calibration,
     Cloud,
     Image,
+    ImageBoxes,
+    Path,
     Pose,
     Publication,
     StaticTransforms,
@@ -144,6 +146,54 @@ def detection3d_array(boxes: Boxes, stamp_ns: int) -> dict[str, Any]:
     return {"header": header(boxes.frame_id, stamp_ns), "detections": detections}
 
 
+def nav_path(path: Path, ros_version: int = 2) -> dict[str, Any]:
+    """``nav_msgs/Path`` in ``path.frame_id`` (the ego frame): one ``PoseStamped`` per pose with
+    its own stamp, ``z = 0`` and the yaw as a rotation about +z. Values are float64 (exact)."""
+    planned = path.path
+    q = yaw_to_xyzw(planned.poses_ego[:, 2])
+    poses = [
+        {
+            "header": header(path.frame_id, int(stamp_ns), ros_version),
+            "pose": {
+                "position": {"x": float(pose[0]), "y": float(pose[1]), "z": 0.0},
+                "orientation": dict(zip("xyzw", map(float, quaternion))),
+            },
+        }
+        for stamp_ns, pose, quaternion in zip(planned.timestamps_ns, planned.poses_ego, q)
+    ]
+    return {"header": header(path.frame_id, path.stamp_ns, ros_version), "poses": poses}
+
+
+def detection2d_array(image_boxes: ImageBoxes) -> dict[str, Any]:
+    """``vision_msgs/Detection2DArray`` (vision_msgs 4.x, Humble / Jazzy) in the camera's frame id.
+
+    One detection per box: ``bbox.center.position`` = box centre and ``size_x, size_y`` = its
+    width and height in pixels (``theta`` 0), one hypothesis with ``class_id`` = label and
+    ``score``; ``id`` = track id as decimal text (``""`` when -1).
+    """
+    b = image_boxes.boxes
+    identity = {"position": {"x": 0.0, "y": 0.0, "z": 0.0}, "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}}
+    detections = []
+    for i in range(len(b)):
+        x_min, y_min, x_max, y_max = (float(v) for v in b.boxes_px[i])
+        track = int(b.track_ids[i])
+        detections.append(
+            {
+                "header": header(image_boxes.frame_id, image_boxes.stamp_ns),
+                "results": [
+                    {"hypothesis": {"class_id": str(b.labels[i]), "score": float(b.scores[i])}, "pose": {"pose": identity, "covariance": [0.0] * 36}}
+                ],
+                "bbox": {
+                    "center": {"position": {"x": (x_min + x_max) / 2.0, "y": (y_min + y_max) / 2.0}, "theta": 0.0},
+                    "size_x": x_max - x_min,
+                    "size_y": y_max - y_min,
+                },
+                "id": str(track) if track >= 0 else "",
+            }
+        )
+    return {"header": header(image_boxes.frame_id, image_boxes.stamp_ns), "detections": detections}
+
+
 def ros_publication(pub: Publication, topics: WriterTopics, ros_version: int = 2) -> tuple[str, str, dict[str, Any]]:
     """``(topic, ROS 2 type name, message dict)`` for one publication.
 
@@ -168,4 +218,8 @@ def ros_publication(pub: Publication, topics: WriterTopics, ros_version: int = 2
     if pub.role in ("onboard", "annotations"):
         topic = topics.onboard if pub.role == "onboard" else topics.annotations
         return topic, "vision_msgs/msg/Detection3DArray", detection3d_array(content, pub.log_time_ns)
+    if pub.role == "planned_path":
+        return topics.planned_path, "nav_msgs/msg/Path", nav_path(content, ros_version)
+    if pub.role == "onboard_camera":
+        return topics.onboard_camera.format(name=pub.name), "vision_msgs/msg/Detection2DArray", detection2d_array(content)
     raise ValueError(f"unknown publication role {pub.role!r}")

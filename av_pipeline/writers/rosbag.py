@@ -2,10 +2,12 @@
 
 The messages, topics and frame ids are those of the ROS 2 MCAP writer
 (:mod:`av_pipeline.writers.ros_messages`); types come from the ``rosbags`` typestores
-(ROS 1 Noetic, ROS 2 Humble), with ``vision_msgs/msg/Detection3DArray`` registered from
-:data:`~av_pipeline.writers.ros2_msgdefs.DETECTION3D_ARRAY_MSGDEF` for ROS 2 bags. ROS 1 bags
-get no cuboids: Noetic's ``vision_msgs`` has no class-name field, so onboard cuboids and
-annotations are skipped there with a warning.
+(ROS 1 Noetic, ROS 2 Humble), with ``vision_msgs/msg/Detection3DArray`` and
+``vision_msgs/msg/Detection2DArray`` registered from
+:mod:`~av_pipeline.writers.ros2_msgdefs` for ROS 2 bags. ROS 1 bags get no cuboids and no 2D
+camera boxes: Noetic's ``vision_msgs`` has no class-name field, so onboard cuboids, onboard
+camera boxes and annotations are skipped there with a warning. The planned path
+(``nav_msgs/Path``) is written to both.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from av_pipeline.errors import ConfigError
 from av_pipeline.records import Frame
 from av_pipeline.writers.publications import WriterTopics, frame_publications
-from av_pipeline.writers.ros2_msgdefs import DETECTION3D_ARRAY_MSGDEF
+from av_pipeline.writers.ros2_msgdefs import DETECTION2D_ARRAY_MSGDEF, DETECTION3D_ARRAY_MSGDEF
 from av_pipeline.writers.ros_messages import ros_publication
 
 _NUMPY_TYPES = {
@@ -109,13 +111,14 @@ def write_rosbag(
 
         typestore = get_typestore(Stores.ROS2_HUMBLE)
         typestore.register(get_types_from_msg(DETECTION3D_ARRAY_MSGDEF, "vision_msgs/msg/Detection3DArray"))
+        typestore.register(get_types_from_msg(DETECTION2D_ARRAY_MSGDEF, "vision_msgs/msg/Detection2DArray"))
         writer = Writer2(out, version=9)
     counts: Counter[str] = Counter()
     skipped: Counter[str] = Counter()
     connections: dict[str, Any] = {}
     with writer:
         for pub in frame_publications(frames, topics):
-            if ros_version == 1 and pub.role in ("onboard", "annotations"):
+            if ros_version == 1 and pub.role in ("onboard", "annotations", "onboard_camera"):
                 skipped[pub.role] += 1
                 continue
             topic, msgtype, message = ros_publication(pub, topics, ros_version)
@@ -126,5 +129,9 @@ def write_rosbag(
             writer.write(connections[topic], pub.log_time_ns, data)
             counts[topic] += 1
     if skipped:
-        warnings.warn(f"{out}: ROS 1 bags get no cuboids; skipped {dict(skipped)} messages", stacklevel=2)
+        warnings.warn(
+            f"{out}: ROS 1 bags get no cuboids and no 2D camera boxes (Noetic's vision_msgs has no class name); "
+            f"skipped {dict(skipped)} messages",
+            stacklevel=2,
+        )
     return dict(counts)

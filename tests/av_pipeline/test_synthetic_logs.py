@@ -56,6 +56,15 @@ def test_mcap_reads_back_the_same_frames(written) -> None:
             np.testing.assert_allclose(np.cos(boxes.yaws_rad - truth.yaws_rad), 1.0, atol=1e-12)
             np.testing.assert_array_equal(read.onboard.cuboids.track_ids, source.onboard.cuboids.track_ids)
             np.testing.assert_allclose(read.onboard.cuboids.centers_m, source.onboard.cuboids.centers_m, atol=1e-12)
+            assert read.onboard.planned_path.equals(source.onboard.planned_path)  # JSON channel: exact
+            np.testing.assert_allclose(read.onboard.planned_path.poses_ego[:, :2], synthetic.planned_path_ego[:, 1:3], atol=0)
+            assert set(read.onboard.camera_boxes) == set(source.onboard.camera_boxes) == {"front", "left", "right"}
+            for name, boxes in source.onboard.camera_boxes.items():
+                got = read.onboard.camera_boxes[name]
+                np.testing.assert_array_equal(got.boxes_px, boxes.boxes_px)
+                np.testing.assert_array_equal(got.labels, boxes.labels)
+                np.testing.assert_array_equal(got.scores, boxes.scores)
+                np.testing.assert_array_equal(got.track_ids, boxes.track_ids)
 
 
 def test_kitti_raw_reads_back_the_same_frames(written) -> None:
@@ -83,6 +92,14 @@ def test_kitti_raw_reads_back_the_same_frames(written) -> None:
                 lidar_SE3_camera = ego_SE3_lidar.inverse().compose(source.rig.cameras[name].ego_SE3_camera)
                 assert camera.ego_SE3_camera.allclose(lidar_SE3_camera, atol_rad=1e-12, atol_m=1e-12)
                 np.testing.assert_array_equal(read.images[f"image_{folder}"].decode(), synthetic.images_rgb[name])  # lossless PNG
+            # the planned path from planned_path/, as the velodyne's planned poses (ego_SE3_lidar has no rotation here)
+            path = read.onboard.planned_path
+            np.testing.assert_array_equal(path.timestamps_ns, source.onboard.planned_path.timestamps_ns)
+            lever_m = ego_SE3_lidar.translation[:2]
+            yaws = source.onboard.planned_path.poses_ego[:, 2]
+            rotated_lever = np.column_stack([np.cos(yaws) * lever_m[0] - np.sin(yaws) * lever_m[1], np.sin(yaws) * lever_m[0] + np.cos(yaws) * lever_m[1]])
+            np.testing.assert_allclose(path.poses_ego[:, :2], source.onboard.planned_path.poses_ego[:, :2] + rotated_lever - lever_m, atol=1e-9)
+            np.testing.assert_allclose(path.poses_ego[:, 2], yaws, atol=1e-12)
 
 
 def test_side_files_hold_truth_onboard_and_the_answer_key(written) -> None:
@@ -127,6 +144,12 @@ def test_ros2_mcap_reads_back(tmp_path) -> None:
         read = reader.load_frame(reader.list_frames()[0])
     assert read.lidar.equals(captured[0].frame.lidar)
     np.testing.assert_array_equal(read.annotations.track_ids, captured[0].frame.annotations.track_ids)
+    source = captured[0].frame.onboard
+    np.testing.assert_array_equal(read.onboard.planned_path.timestamps_ns, source.planned_path.timestamps_ns)
+    np.testing.assert_allclose(read.onboard.planned_path.poses_ego, source.planned_path.poses_ego, atol=1e-12)
+    for name, boxes in source.camera_boxes.items():
+        np.testing.assert_array_equal(read.onboard.camera_boxes[name].track_ids, boxes.track_ids)
+        np.testing.assert_allclose(read.onboard.camera_boxes[name].boxes_px, boxes.boxes_px, atol=1e-9)
 
 
 def test_bundled_log_is_the_default_config_and_opens() -> None:
@@ -138,10 +161,15 @@ def test_bundled_log_is_the_default_config_and_opens() -> None:
         refs = reader.list_frames()
         assert len(refs) == BUNDLED_CONFIG.frames
         stored = reader.load_frame(refs[0])
-    # regenerating frame 0 gives the stored sweep bit for bit
-    fresh = SyntheticDrive(BUNDLED_CONFIG).sweep(0)
+    # regenerating frame 0 gives the stored sweep bit for bit, and the onboard path and 2D boxes exactly
+    drive = SyntheticDrive(BUNDLED_CONFIG)
+    fresh = drive.sweep(0)
     assert stored.lidar.equals(fresh.lidar)
     np.testing.assert_array_equal(stored.annotations.num_lidar_points, fresh.annotations.num_lidar_points)
+    assert stored.onboard.planned_path.equals(drive.onboard[0].planned_path)
+    assert {name: boxes.track_ids.tolist() for name, boxes in stored.onboard.camera_boxes.items()} == {
+        name: boxes.track_ids.tolist() for name, boxes in drive.onboard[0].camera_boxes.items()
+    }
     assert len(load_anomalies(log.anomalies)) >= 10
 
 
