@@ -10,12 +10,13 @@ everything that came in was either processed or dead-lettered.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
 import time
 import traceback
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -249,6 +250,52 @@ def _safe_str(error: BaseException) -> str:
         return str(error)
     except Exception:  # noqa: BLE001 - a broken __str__ must not lose the dead letter
         return f"<{type(error).__name__} with an unprintable message>"
+
+
+class ReaderCache:
+    """Mixin for DoFns that load frames: readers are opened lazily, at most once per log per
+    DoFn instance, and kept in a small LRU cache (``max_open_logs``) so a worker holding
+    frames of many logs does not run out of file handles; they are closed on eviction and in
+    ``teardown``. Call :meth:`ReaderCache.__init__` from the DoFn's ``__init__`` and use
+    :meth:`reader`; a DoFn that overrides ``setup`` or ``teardown`` calls these too.
+    """
+
+    def __init__(self, reader_options: Mapping[str, Any], reader_modules: Sequence[str], max_open_logs: int = 16) -> None:
+        self._reader_options = dict(reader_options)
+        self._reader_modules = tuple(reader_modules)
+        self._max_open_logs = max_open_logs
+
+    def setup(self) -> None:
+        from av_pipeline.ingest import import_reader_modules
+
+        import_reader_modules(self._reader_modules)
+        self._readers: collections.OrderedDict = collections.OrderedDict()
+
+    def reader(self, ref: Any) -> Any:
+        """The open reader of ``ref``'s log (a :class:`~av_pipeline.records.FrameRef`)."""
+        from av_pipeline.readers import open_log
+
+        key = (ref.reader, ref.log_uri)
+        reader = self._readers.get(key)
+        if reader is not None:
+            self._readers.move_to_end(key)
+            return reader
+        reader = open_log(ref.log_uri, ref.reader, **self._reader_options)
+        self.on_open()
+        self._readers[key] = reader
+        while len(self._readers) > self._max_open_logs:
+            _, evicted = self._readers.popitem(last=False)
+            evicted.close()
+        return reader
+
+    def on_open(self) -> None:
+        """Called after a log is opened (override to count)."""
+
+    def teardown(self) -> None:
+        readers = getattr(self, "_readers", {})
+        while readers:
+            _, reader = readers.popitem()
+            reader.close()
 
 
 class WriteDeadLetters(beam.PTransform):

@@ -61,6 +61,7 @@ from beam_jobs.common import (
     DEAD_LETTER_TAG,
     EXIT_CODES,
     PROGRESS_LOGGER,
+    ReaderCache,
     DeadLetterThresholdError,
     JobAccountingError,
     JobFailedError,
@@ -214,47 +215,28 @@ class ListFrames(beam.PTransform):
         return {"refs": refs, DEAD_LETTER_TAG: listed[DEAD_LETTER_TAG], LOG_IDS_TAG: listed[LOG_IDS_TAG]}
 
 
-class _LoadAndValidateFn(beam.DoFn):
-    """FrameRef -> frame-index row; failures -> dead letters.
-
-    Readers are opened lazily, at most once per log per DoFn instance, and kept in a small
-    LRU cache (``max_open_logs``) so a worker holding frames of many logs does not run out
-    of file handles; they are closed on eviction and in ``teardown``.
-    """
+class _LoadAndValidateFn(ReaderCache, beam.DoFn):
+    """FrameRef -> frame-index row; failures -> dead letters. Readers: :class:`~beam_jobs.common.ReaderCache`."""
 
     def __init__(self, reader_options: dict[str, Any], reader_modules: Sequence[str], progress_interval_s: float, max_open_logs: int) -> None:
-        self._reader_options = dict(reader_options)
-        self._reader_modules = tuple(reader_modules)
+        ReaderCache.__init__(self, reader_options, reader_modules, max_open_logs)
         self._progress_interval_s = progress_interval_s
-        self._max_open_logs = max_open_logs
         self.frames_indexed = Metrics.counter(METRICS_NAMESPACE, "frames_indexed")
         self.frames_load_failed = Metrics.counter(METRICS_NAMESPACE, "frames_dead_lettered_load")
         self.frames_invalid = Metrics.counter(METRICS_NAMESPACE, "frames_dead_lettered_validate")
         self.logs_opened = Metrics.counter(METRICS_NAMESPACE, "reader_opens")
 
     def setup(self) -> None:
-        import_reader_modules(self._reader_modules)
-        self._readers: collections.OrderedDict[tuple[str, str], LogReader] = collections.OrderedDict()
+        ReaderCache.setup(self)
         self._progress = ProgressLog("LoadAndValidate", "frames", self._progress_interval_s)
 
-    def _reader_for(self, ref: FrameRef) -> LogReader:
-        key = (ref.reader, ref.log_uri)
-        reader = self._readers.get(key)
-        if reader is not None:
-            self._readers.move_to_end(key)
-            return reader
-        reader = open_log(ref.log_uri, ref.reader, **self._reader_options)
+    def on_open(self) -> None:
         self.logs_opened.inc()
-        self._readers[key] = reader
-        while len(self._readers) > self._max_open_logs:
-            _, evicted = self._readers.popitem(last=False)
-            evicted.close()
-        return reader
 
     def process(self, ref: FrameRef) -> Iterator[Any]:
         self._progress.tick()
         try:
-            frame = self._reader_for(ref).load_frame(ref)
+            frame = self.reader(ref).load_frame(ref)
         except Exception as exc:  # noqa: BLE001 - one bad frame never stops the job
             self.frames_load_failed.inc()
             yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, _frame_dead_letter("load", exc, ref))
@@ -267,12 +249,6 @@ class _LoadAndValidateFn(beam.DoFn):
             return
         self.frames_indexed.inc()
         yield row
-
-    def teardown(self) -> None:
-        readers = getattr(self, "_readers", {})
-        while readers:
-            _, reader = readers.popitem()
-            reader.close()
 
 
 class LoadAndValidate(beam.PTransform):

@@ -18,7 +18,6 @@ Run it with::
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import logging
 import re
@@ -36,11 +35,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from av_pipeline.errors import AVPipelineError, ConfigError
 from av_pipeline.ingest import import_reader_modules, parse_reader_options
-from av_pipeline.readers import open_log
 from av_pipeline.records import FrameRef
 from beam_jobs.common import (
     DEAD_LETTER_TAG,
     PROGRESS_LOGGER,
+    ReaderCache,
     JobAccountingError,
     JobFailedError,
     LogReaderOptions,
@@ -114,36 +113,19 @@ class DetectorModelHandler(ModelHandler[np.ndarray, Any, Any]):
         return METRICS_NAMESPACE
 
 
-class _LoadPointsFn(beam.DoFn):
+class _LoadPointsFn(ReaderCache, beam.DoFn):
     """FrameRef -> ``(key, points_ego)`` for RunInference, and the pose as a side record."""
 
     def __init__(self, reader_options: dict[str, Any], reader_modules: Sequence[str], max_open_logs: int = 8) -> None:
-        self._reader_options = dict(reader_options)
-        self._reader_modules = tuple(reader_modules)
-        self._max_open_logs = max_open_logs
+        ReaderCache.__init__(self, reader_options, reader_modules, max_open_logs)
         self.frames_loaded = Metrics.counter(METRICS_NAMESPACE, "frames_loaded")
         self.frames_failed = Metrics.counter(METRICS_NAMESPACE, "frames_dead_lettered_load")
 
-    def setup(self) -> None:
-        import_reader_modules(self._reader_modules)
-        self._readers: collections.OrderedDict = collections.OrderedDict()
-
-    def _reader(self, ref: FrameRef) -> Any:
-        key = (ref.reader, ref.log_uri)
-        if key in self._readers:
-            self._readers.move_to_end(key)
-            return self._readers[key]
-        reader = open_log(ref.log_uri, ref.reader, **self._reader_options)
-        self._readers[key] = reader
-        while len(self._readers) > self._max_open_logs:
-            self._readers.popitem(last=False)[1].close()
-        return reader
-
     def process(self, ref: FrameRef) -> Iterator[Any]:
-        from av_pipeline.detect.detector import frame_points_ego
+        from av_pipeline.detect.points import frame_points_ego
 
         try:
-            frame = self._reader(ref).load_frame(ref)
+            frame = self.reader(ref).load_frame(ref)
             points = frame_points_ego(frame)
         except Exception as exc:  # noqa: BLE001 - one bad frame never stops the job
             self.frames_failed.inc()
@@ -155,10 +137,6 @@ class _LoadPointsFn(beam.DoFn):
         self.frames_loaded.inc()
         pose = None if frame.world_SE3_ego is None else frame.world_SE3_ego.as_matrix().tolist()
         yield ((ref.log_id, ref.timestamp_ns, ref.log_uri, len(points), pose), points)
-
-    def teardown(self) -> None:
-        for reader in getattr(self, "_readers", {}).values():
-            reader.close()
 
 
 class _RefineAndWriteFn(beam.DoFn):

@@ -85,6 +85,10 @@ class SensorRig:
         object.__setattr__(self, "cameras", MappingProxyType(cameras))
         object.__setattr__(self, "lidars", MappingProxyType(lidars))
 
+    def __reduce__(self) -> tuple:
+        # read-only mappings do not pickle; rigs travel between Beam workers
+        return (SensorRig, (dict(self.cameras), dict(self.lidars)))
+
     # ------------------------------------------------------------------ lookup
     @property
     def camera_names(self) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "av_pipeline.cli.train:TrainCommand",
     "prelabel": "av_pipeline.cli.prelabel:PrelabelCommand",
     "evaluate": "av_pipeline.cli.evaluate:EvaluateCommand",
+    "mine": "av_pipeline.cli.mine:MineCommand",
 }
 #: subcommand -> the extras that install what it needs beyond the core (calibration) install.
 EXTRAS: dict[str, str] = {
@@ -35,6 +36,7 @@ EXTRAS: dict[str, str] = {
     "train": "detect,synthetic",
     "prelabel": "beam,detect",
     "evaluate": "detect",
+    "mine": "beam,detect",
 }
 
 

@@ -28,7 +28,7 @@ def frame_ground_truth(frame: Frame) -> Cuboids:
     when the log gives it, else counted in all the frame's sweeps. A frame without
     annotations has none.
     """
-    from av_pipeline.detect.detector import frame_points_ego
+    from av_pipeline.detect.points import frame_points_ego
 
     boxes = frame.annotations
     if boxes is None or len(boxes) == 0:

@@ -1,0 +1,179 @@
+"""Camera vs LiDAR: onboard 2D camera boxes without a 3D cuboid, and 3D cuboids a camera
+should see without a 2D box.
+
+Onboard cuboids are projected into each camera with :func:`av_pipeline.fusion.project_cuboids`
+(the rig's intrinsics and extrinsics); 2D boxes and projected boxes are paired by 2D IoU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from av_pipeline.fusion.cuboids import project_cuboids
+from av_pipeline.mining.context import MiningLog, frames_text
+from av_pipeline.mining.records import Event, ObjectRef
+from av_pipeline.mining.registry import param, trigger
+from av_pipeline.taxonomy import PRODUCT_CLASSES
+
+_CLASSES = tuple(PRODUCT_CLASSES)
+
+
+def box_iou_2d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(A, B)`` IoU of axis-aligned boxes ``x_min, y_min, x_max, y_max`` (NaN boxes give 0)."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    lo = np.maximum(a[:, None, :2], b[None, :, :2])
+    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(hi - lo, 0.0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0.0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0.0, None), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = inter / (area_a[:, None] + area_b[None, :] - inter)
+    return np.nan_to_num(iou, nan=0.0)
+
+
+def _projections(log: MiningLog, p: int, camera: str):
+    # both camera triggers project the same boxes: cache on the log
+    cache = log.__dict__.setdefault("_onboard_projections", {})
+    if (p, camera) not in cache:
+        rig_camera = log.rig.camera(camera)
+        cache[(p, camera)] = project_cuboids(log.onboard(p), rig_camera.model, rig_camera.ego_SE3_camera.inverse(), name=camera)
+    return cache[(p, camera)]
+
+
+def _covered(box: np.ndarray, others: np.ndarray, samples: int = 6) -> float:
+    """Share of ``box`` (4,) covered by the union of ``others`` (K, 4), on a ``samples``x``samples`` grid."""
+    if not len(others):
+        return 0.0
+    u = np.linspace(box[0], box[2], samples)
+    v = np.linspace(box[1], box[3], samples)
+    uu, vv = np.meshgrid(u, v)
+    inside = np.zeros(uu.shape, dtype=bool)
+    for o in others:
+        inside |= (uu >= o[0]) & (uu <= o[2]) & (vv >= o[1]) & (vv <= o[3])
+    return float(inside.mean())
+
+
+@dataclass(frozen=True)
+class CameraOnlyParams:
+    """Parameters of ``camera_without_3d``."""
+
+    min_iou: float = param(0.3, "a 2D box with a projected cuboid at this IoU or more has its 3D partner", minimum=0.0, maximum=1.0)
+    min_score: float = param(0.3, "ignore 2D boxes scored below this", minimum=0.0, maximum=1.0)
+    min_height_px: float = param(15.0, "ignore 2D boxes smaller than this (pixels)", minimum=0.0)
+    min_frames: int = param(2, "the 2D box must lack a cuboid this many adjacent frames", minimum=1)
+    classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
+
+
+@trigger("camera_without_3d", CameraOnlyParams, needs=("onboard", "camera_boxes", "rig"), family="camera vs LiDAR")
+def camera_without_3d(log: MiningLog, params: CameraOnlyParams) -> list[Event]:
+    """An onboard 2D camera box that no projected onboard cuboid explains.
+
+    Boxes are followed over frames by their track id (per camera; untracked boxes fire per
+    frame). Score: mean 2D score times the run length over 4 frames.
+    """
+    hits: dict[tuple[str, int], dict[int, tuple[int, float]]] = {}
+    for p, frame in enumerate(log.frames):
+        if frame.onboard is None:
+            continue
+        for camera, boxes in frame.onboard.camera_boxes.items():
+            if not len(boxes) or camera not in log.rig.camera_names:
+                continue
+            projected = _projections(log, p, camera)
+            best = box_iou_2d(boxes.boxes_px, projected.box2d_px).max(axis=1) if len(projected) else np.zeros(len(boxes))
+            height = boxes.boxes_px[:, 3] - boxes.boxes_px[:, 1]
+            for k in np.flatnonzero((best < params.min_iou) & (boxes.scores >= params.min_score) & (height >= params.min_height_px)):
+                if boxes.labels[k] in params.classes:
+                    track = int(boxes.track_ids[k]) if boxes.track_ids[k] >= 0 else -(10**9) - p * 1000 - int(k)
+                    hits.setdefault((camera, track), {})[p] = (int(k), float(best[k]))
+    events = []
+    for (camera, track), by_position in hits.items():
+        for run in log.runs(by_position):
+            if len(run) < params.min_frames:
+                continue
+            boxes_at = [log.frames[p].onboard.camera_boxes[camera] for p in run]
+            scores = np.array([b.scores[by_position[p][0]] for b, p in zip(boxes_at, run)])
+            peak = run[int(np.argmax(scores))]
+            k = by_position[peak][0]
+            box = log.frames[peak].onboard.camera_boxes[camera]
+            label, px = str(box.labels[k]), box.boxes_px[k]
+            obj = ObjectRef(
+                "camera", int(box.track_ids[k]), label, log.frames[peak].index, (0.0, 0.0, 0.0), None, float(box.scores[k]), -1, camera
+            )
+            reason = (
+                f"camera_without_3d: camera {camera} reports a {label} (track {int(box.track_ids[k])}, score {box.scores[k]:.2f}, "
+                f"{px[2] - px[0]:.0f}x{px[3] - px[1]:.0f} px) with no 3D cuboid (best IoU {by_position[peak][1]:.2f}) for {frames_text(len(run))}"
+            )
+            events.append(log.event(
+                "camera_without_3d", run, peak, float(scores.mean()) * min(1.0, len(run) / 4), label, 0.0, [obj], reason,
+                {"camera": camera, "frames": len(run), "best_iou": round(by_position[peak][1], 3), "box_px": [round(float(v), 1) for v in px]},
+            ))  # fmt: skip
+    return events
+
+
+@dataclass(frozen=True)
+class LidarOnlyParams:
+    """Parameters of ``lidar_without_camera``."""
+
+    min_iou: float = param(0.3, "a projected cuboid with a 2D box at this IoU or more is seen by the camera", minimum=0.0, maximum=1.0)
+    min_points: int = param(20, "the cuboid needs this many LiDAR points (it is really there and not hidden)", minimum=0)
+    max_range_m: float = param(50.0, "ignore cuboids further than this (metres)", minimum=0.0)
+    max_truncation: float = param(0.3, "ignore cuboids with more of their footprint outside the image", minimum=0.0, maximum=1.0)
+    max_occlusion: float = param(0.5, "ignore cuboids whose projection is covered this much by nearer cuboids", minimum=0.0, maximum=1.0)
+    min_height_px: float = param(20.0, "ignore projections smaller than this (pixels)", minimum=0.0)
+    min_frames: int = param(2, "the 2D box must be missing this many adjacent frames", minimum=1)
+    classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
+
+
+@trigger("lidar_without_camera", LidarOnlyParams, needs=("onboard", "camera_boxes", "rig"), family="camera vs LiDAR")
+def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]:
+    """An onboard 3D cuboid a camera should see (in front, in the image, LiDAR-supported, not
+    hidden behind nearer cuboids) with no 2D box in that camera.
+
+    Score: ``min(1, points / (5 * min_points))`` times the run length over 4 frames.
+    """
+    hits: dict[tuple[str, int], dict[int, int]] = {}
+    for p, frame in enumerate(log.frames):
+        if frame.onboard is None or not len(frame.onboard.cuboids) or frame.onboard.cuboids.num_lidar_points is None:
+            continue
+        cuboids = frame.onboard.cuboids
+        ranges = np.hypot(cuboids.centers_m[:, 0], cuboids.centers_m[:, 1])
+        for camera in log.rig.camera_names:
+            boxes = frame.onboard.camera_boxes.get(camera)
+            projected = _projections(log, p, camera)
+            depth = np.where(projected.corners_depth_m > 0, projected.corners_depth_m, np.inf).min(axis=1) if len(projected) else np.zeros(0)
+            best = box_iou_2d(projected.box2d_px, boxes.boxes_px).max(axis=1) if boxes is not None and len(boxes) else np.zeros(len(cuboids))
+            height = projected.box2d_px[:, 3] - projected.box2d_px[:, 1]
+            candidates = np.flatnonzero(
+                projected.in_front & projected.visible & (projected.truncation <= params.max_truncation) & (best < params.min_iou)
+                & (cuboids.num_lidar_points >= params.min_points) & (ranges <= params.max_range_m) & (np.nan_to_num(height) >= params.min_height_px)
+            )  # fmt: skip
+            for k in candidates:
+                if cuboids.labels[k] not in params.classes or cuboids.track_ids[k] < 0:
+                    continue
+                nearer = np.flatnonzero(projected.visible & (depth < depth[k]) & (np.arange(len(cuboids)) != k))
+                if _covered(projected.box2d_px[k], projected.box2d_px[nearer]) > params.max_occlusion:
+                    continue
+                hits.setdefault((camera, int(cuboids.track_ids[k])), {})[p] = int(k)
+    events = []
+    for (camera, track), by_position in hits.items():
+        for run in log.runs(by_position):
+            if len(run) < params.min_frames:
+                continue
+            points = np.array([log.onboard(p).num_lidar_points[by_position[p]] for p in run])
+            peak = run[int(np.argmax(points))]
+            obj = log.object_ref(peak, "onboard", by_position[peak])
+            reason = (
+                f"lidar_without_camera: onboard {obj.label} track {track} at {obj.range_m:.0f} m ({int(points.max())} LiDAR points) "
+                f"is in view of camera {camera} but has no 2D box for {frames_text(len(run))}"
+            )
+            events.append(log.event(
+                "lidar_without_camera", run, peak, min(1.0, float(points.mean()) / (5 * max(1, params.min_points))) * min(1.0, len(run) / 4),
+                obj.label, obj.range_m, [obj], reason, {"camera": camera, "frames": len(run), "max_points": int(points.max()), "onboard_track": track},
+            ))  # fmt: skip
+    return events
+
+
+__all__ = ["box_iou_2d", "camera_without_3d", "lidar_without_camera"]

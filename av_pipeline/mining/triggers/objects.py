@@ -1,0 +1,305 @@
+"""Shadow vs onboard triggers: objects one side sees and the other does not, or sees differently.
+
+All work on the per-frame matches (:mod:`av_pipeline.mining.matching`) and fire only when a
+disagreement lasts ``min_frames`` adjacent frames, so single-frame jitter of either model
+does not become a case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from av_pipeline.mining.context import MiningLog, frames_text
+from av_pipeline.mining.records import Event
+from av_pipeline.mining.registry import param, trigger
+from av_pipeline.taxonomy import PRODUCT_CLASSES
+
+_CLASSES = tuple(PRODUCT_CLASSES)
+
+
+def _persistence(frames: int, full_at: int) -> float:
+    """Weight in ``(0, 1]`` that reaches 1 when a disagreement lasts ``full_at`` frames."""
+    return min(1.0, frames / max(1, full_at))
+
+
+@dataclass(frozen=True)
+class MissedParams:
+    """Parameters of ``missed_by_onboard``."""
+
+    min_score: float = param(0.5, "smallest shadow score that counts as a detection", minimum=0.0, maximum=1.0)
+    min_points: int = param(10, "smallest number of LiDAR points inside the shadow box", minimum=0)
+    max_range_m: float = param(65.0, "ignore objects further than this (metres; onboard range limit)", minimum=0.0)
+    min_frames: int = param(2, "the miss must last this many adjacent frames", minimum=1)
+    classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
+
+
+@trigger("missed_by_onboard", MissedParams, needs=("shadow", "onboard"), family="shadow vs onboard")
+def missed_by_onboard(log: MiningLog, params: MissedParams) -> list[Event]:
+    """A shadow object with LiDAR support that onboard perception did not report.
+
+    Fires per shadow track over each run of at least ``min_frames`` adjacent frames where the
+    shadow box has ``score >= min_score``, ``>= min_points`` LiDAR points, lies within
+    ``max_range_m`` and has no onboard partner. Score: mean shadow score, times the run length
+    over 5 frames (capped at 1).
+    """
+    events = []
+    for track, rows in log.shadow_tracks.items():
+        missed = []
+        for p, row in rows.items():
+            boxes = log.shadow(p)
+            points = -1 if boxes.num_lidar_points is None else int(boxes.num_lidar_points[row])
+            rng = float(np.hypot(*boxes.centers_m[row, :2]))
+            if (
+                boxes.labels[row] in params.classes and boxes.scores[row] >= params.min_score and points >= params.min_points
+                and rng <= params.max_range_m and row in log.match(p).unmatched_shadow
+            ):  # fmt: skip
+                missed.append(p)
+        for run in log.runs(missed):
+            if len(run) < params.min_frames:
+                continue
+            scores = np.array([log.shadow(p).scores[rows[p]] for p in run])
+            peak = run[int(np.argmax(scores))]
+            obj = log.object_ref(peak, "shadow", rows[peak])
+            mean_points = int(round(np.mean([log.shadow(p).num_lidar_points[rows[p]] for p in run])))
+            reason = (
+                f"missed_by_onboard: shadow sees a {obj.label} at {obj.range_m:.0f} m (score {obj.score:.2f}, "
+                f"{obj.num_lidar_points} LiDAR points) that onboard missed for {frames_text(len(run))}"
+            )
+            events.append(log.event(
+                "missed_by_onboard", run, peak, float(scores.mean()) * _persistence(len(run), 5), obj.label, obj.range_m, [obj], reason,
+                {"frames": len(run), "mean_shadow_score": round(float(scores.mean()), 3), "mean_points": mean_points, "shadow_track": int(track)},
+            ))  # fmt: skip
+    return events
+
+
+@dataclass(frozen=True)
+class GhostParams:
+    """Parameters of ``ghost``."""
+
+    max_points: int = param(3, "an onboard box with at most this many LiDAR points inside is unsupported", minimum=0)
+    min_onboard_score: float = param(0.3, "ignore onboard boxes scored below this", minimum=0.0, maximum=1.0)
+    max_range_m: float = param(50.0, "ignore boxes further than this (metres; far objects get few points anyway)", minimum=0.0)
+    min_frames: int = param(2, "the ghost must last this many adjacent frames", minimum=1)
+    classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
+
+
+@trigger("ghost", GhostParams, needs=("onboard",), family="shadow vs onboard")
+def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
+    """An onboard object with (almost) no LiDAR points inside and, when a shadow model ran, no shadow partner.
+
+    Fires per onboard track over runs of at least ``min_frames`` adjacent frames. Score: onboard
+    score times ``1 - points / (max_points + 1)`` times the run length over 4 frames.
+    """
+    events = []
+    use_shadow = log.has("shadow")
+    for track, rows in log.onboard_tracks.items():
+        hits = []
+        for p, row in rows.items():
+            boxes = log.onboard(p)
+            if boxes.num_lidar_points is None:
+                continue
+            rng = float(np.hypot(*boxes.centers_m[row, :2]))
+            if (
+                boxes.labels[row] in params.classes and boxes.num_lidar_points[row] <= params.max_points and rng <= params.max_range_m
+                and boxes.scores[row] >= params.min_onboard_score and (not use_shadow or row in log.match(p).unmatched_onboard)
+            ):  # fmt: skip
+                hits.append(p)
+        for run in log.runs(hits):
+            if len(run) < params.min_frames:
+                continue
+            points = np.array([log.onboard(p).num_lidar_points[rows[p]] for p in run])
+            scores = np.array([log.onboard(p).scores[rows[p]] for p in run])
+            peak = run[len(run) // 2]
+            obj = log.object_ref(peak, "onboard", rows[peak])
+            support = 1.0 - float(points.mean()) / (params.max_points + 1)
+            reason = (
+                f"ghost: onboard reports a {obj.label} (track {track}) at {obj.range_m:.0f} m for {frames_text(len(run))} with "
+                f"{int(points.max())} LiDAR points inside{' and no shadow detection' if use_shadow else ''}"
+            )
+            events.append(log.event(
+                "ghost", run, peak, float(scores.mean()) * support * _persistence(len(run), 4), obj.label, obj.range_m, [obj], reason,
+                {"frames": len(run), "max_points": int(points.max()), "onboard_track": int(track), "shadow_checked": use_shadow},
+            ))  # fmt: skip
+    return events
+
+
+def _pair_runs(log: MiningLog, test, min_frames: int):
+    """Runs of adjacent frames where ``test(p, pair)`` holds for an onboard track's matched pair.
+
+    Yields ``(onboard_track, rows_by_position, run, pairs_by_position)``.
+    """
+    for track, rows in log.onboard_tracks.items():
+        hits, pairs = [], {}
+        for p, row in rows.items():
+            pair = log.match(p).pair_of_onboard(row)
+            if pair >= 0 and test(p, pair):
+                hits.append(p)
+                pairs[p] = pair
+        for run in log.runs(hits):
+            if len(run) >= min_frames:
+                yield track, rows, run, pairs
+
+
+@dataclass(frozen=True)
+class ClassParams:
+    """Parameters of ``class_disagreement``."""
+
+    min_shadow_score: float = param(0.5, "smallest shadow score of the pair", minimum=0.0, maximum=1.0)
+    min_frames: int = param(2, "the disagreement must last this many adjacent frames", minimum=1)
+    max_range_m: float = param(60.0, "ignore objects further than this (metres)", minimum=0.0)
+    classes: tuple[str, ...] = param(_CLASSES, "classes (as onboard reports them) to consider", choices=_CLASSES)
+
+
+@trigger("class_disagreement", ClassParams, needs=("shadow", "onboard"), family="shadow vs onboard")
+def class_disagreement(log: MiningLog, params: ClassParams) -> list[Event]:
+    """A matched pair whose classes differ (car vs van, pedestrian vs cyclist ...).
+
+    Score: mean shadow score times the run length over 4 frames.
+    """
+    events = []
+
+    def test(p: int, pair: int) -> bool:
+        m, s, o = log.match(p), log.shadow(p), log.onboard(p)
+        i, j = m.shadow_index[pair], m.onboard_index[pair]
+        rng = float(np.hypot(*o.centers_m[j, :2]))
+        return bool(m.class_flip[pair]) and s.scores[i] >= params.min_shadow_score and o.labels[j] in params.classes and rng <= params.max_range_m
+
+    for track, rows, run, pairs in _pair_runs(log, test, params.min_frames):
+        scores = np.array([log.shadow(p).scores[log.match(p).shadow_index[pairs[p]]] for p in run])
+        peak = run[int(np.argmax(scores))]
+        on = log.object_ref(peak, "onboard", rows[peak])
+        sh = log.object_ref(peak, "shadow", int(log.match(peak).shadow_index[pairs[peak]]))
+        reason = (
+            f"class_disagreement: onboard calls track {track} a {on.label}, shadow a {sh.label} (score {sh.score:.2f}) "
+            f"at {on.range_m:.0f} m for {frames_text(len(run))}"
+        )
+        events.append(log.event(
+            "class_disagreement", run, peak, float(scores.mean()) * _persistence(len(run), 4), on.label, on.range_m, [on, sh], reason,
+            {"frames": len(run), "onboard_label": on.label, "shadow_label": sh.label, "onboard_track": int(track)},
+        ))  # fmt: skip
+    return events
+
+
+@dataclass(frozen=True)
+class LocalizationParams:
+    """Parameters of ``localization_disagreement``."""
+
+    min_offset_m: float = param(1.0, "centre distance that fires at 0 m range (metres)", minimum=0.0)
+    offset_per_m: float = param(0.01, "added tolerance per metre of range", minimum=0.0)
+    min_shadow_score: float = param(0.5, "smallest shadow score of the pair", minimum=0.0, maximum=1.0)
+    min_frames: int = param(2, "the disagreement must last this many adjacent frames", minimum=1)
+    max_range_m: float = param(60.0, "ignore objects further than this (metres)", minimum=0.0)
+    classes: tuple[str, ...] = param(_CLASSES, "classes (as onboard reports them) to consider", choices=_CLASSES)
+
+
+@trigger("localization_disagreement", LocalizationParams, needs=("shadow", "onboard"), family="shadow vs onboard")
+def localization_disagreement(log: MiningLog, params: LocalizationParams) -> list[Event]:
+    """A matched pair whose BEV centres are further apart than ``min_offset_m + offset_per_m * range``.
+
+    Score: mean of ``offset / (2 * tolerance)`` (capped at 1) times the shadow score, times the
+    run length over 4 frames.
+    """
+
+    def tolerance(p: int, pair: int) -> float:
+        o = log.onboard(p).centers_m[log.match(p).onboard_index[pair]]
+        return params.min_offset_m + params.offset_per_m * float(np.hypot(o[0], o[1]))
+
+    return _pair_error_events(
+        log, "localization_disagreement", params, lambda p, pair: float(log.match(p).center_distance_m[pair]), tolerance,
+        lambda value, on, sh: f"onboard places its {on.label} {value:.1f} m from the shadow's (score {sh.score:.2f})",
+        "offset_m",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SizeParams:
+    """Parameters of ``size_disagreement``."""
+
+    min_scale_error: float = param(0.4, "1 - IoU of the aligned boxes that fires (0.4: about 1.4x or 0.7x in volume)", minimum=0.0, maximum=1.0)
+    min_shadow_score: float = param(0.5, "smallest shadow score of the pair", minimum=0.0, maximum=1.0)
+    min_frames: int = param(2, "the disagreement must last this many adjacent frames", minimum=1)
+    max_range_m: float = param(60.0, "ignore objects further than this (metres)", minimum=0.0)
+    classes: tuple[str, ...] = param(_CLASSES, "classes (as onboard reports them) to consider", choices=_CLASSES)
+
+
+@trigger("size_disagreement", SizeParams, needs=("shadow", "onboard"), family="shadow vs onboard")
+def size_disagreement(log: MiningLog, params: SizeParams) -> list[Event]:
+    """A matched pair whose sizes disagree: scale error (``1 - IoU`` aligned) of at least ``min_scale_error``.
+
+    Score: mean ``scale error / (2 * min_scale_error)`` (capped at 1) times the shadow score,
+    times the run length over 4 frames.
+    """
+
+    def describe(value: float, on, sh) -> str:
+        p = log.position[on.frame_index]
+        o = log.onboard(p).sizes_m[log.onboard_tracks[on.track_id][p]]
+        s = log.shadow(p).sizes_m[log.shadow_tracks[sh.track_id][p]] if sh.track_id in log.shadow_tracks else o
+        return (
+            f"onboard sizes its {on.label} {o[0]:.1f}x{o[1]:.1f}x{o[2]:.1f} m, shadow {s[0]:.1f}x{s[1]:.1f}x{s[2]:.1f} m "
+            f"(scale error {value:.2f}, shadow score {sh.score:.2f})"
+        )
+
+    return _pair_error_events(
+        log, "size_disagreement", params, lambda p, pair: float(log.match(p).scale_error[pair]),
+        lambda p, pair: params.min_scale_error, describe, "scale_error",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HeadingParams:
+    """Parameters of ``heading_disagreement``."""
+
+    min_error_deg: float = param(30.0, "heading difference that fires (degrees)", minimum=0.0, maximum=180.0)
+    min_shadow_score: float = param(0.5, "smallest shadow score of the pair", minimum=0.0, maximum=1.0)
+    min_frames: int = param(2, "the disagreement must last this many adjacent frames", minimum=1)
+    max_range_m: float = param(60.0, "ignore objects further than this (metres)", minimum=0.0)
+    classes: tuple[str, ...] = param(("car", "van", "truck", "cyclist"), "classes (as onboard reports them) to consider; pedestrians turn on the spot", choices=_CLASSES)
+
+
+@trigger("heading_disagreement", HeadingParams, needs=("shadow", "onboard"), family="shadow vs onboard")
+def heading_disagreement(log: MiningLog, params: HeadingParams) -> list[Event]:
+    """A matched pair whose headings differ by at least ``min_error_deg`` (180 degrees: reversed).
+
+    Score: mean ``error / (2 * min_error_deg)`` (capped at 1) times the shadow score, times
+    the run length over 4 frames.
+    """
+    return _pair_error_events(
+        log, "heading_disagreement", params, lambda p, pair: float(np.degrees(log.match(p).orientation_error_rad[pair])),
+        lambda p, pair: params.min_error_deg,
+        lambda value, on, sh: f"onboard heads its {on.label} {value:.0f} degrees away from the shadow's (score {sh.score:.2f})",
+        "error_deg",
+    )  # fmt: skip
+
+
+def _pair_error_events(log: MiningLog, name: str, params, value_of, tolerance_of, describe, detail: str) -> list[Event]:
+    events = []
+
+    def test(p: int, pair: int) -> bool:
+        m = log.match(p)
+        i, j = m.shadow_index[pair], m.onboard_index[pair]
+        o = log.onboard(p)
+        return (
+            log.shadow(p).scores[i] >= params.min_shadow_score and o.labels[j] in params.classes
+            and float(np.hypot(*o.centers_m[j, :2])) <= params.max_range_m and value_of(p, pair) >= tolerance_of(p, pair)
+        )  # fmt: skip
+
+    for track, rows, run, pairs in _pair_runs(log, test, params.min_frames):
+        values = np.array([value_of(p, pairs[p]) for p in run])
+        ratio = np.array([min(1.0, value_of(p, pairs[p]) / max(1e-9, 2.0 * tolerance_of(p, pairs[p]))) for p in run])
+        shadow_scores = np.array([log.shadow(p).scores[log.match(p).shadow_index[pairs[p]]] for p in run])
+        peak = run[int(np.argmax(ratio))]
+        on = log.object_ref(peak, "onboard", rows[peak])
+        sh = log.object_ref(peak, "shadow", int(log.match(peak).shadow_index[pairs[peak]]))
+        value = float(values[run.index(peak)])
+        reason = f"{name}: {describe(value, on, sh)} at {on.range_m:.0f} m, track {track}, for {frames_text(len(run))}"
+        score = float(ratio.mean() * shadow_scores.mean()) * _persistence(len(run), 4)
+        events.append(log.event(
+            name, run, peak, score, on.label, on.range_m, [on, sh], reason,
+            {"frames": len(run), detail: round(value, 3), f"max_{detail}": round(float(values.max()), 3), "onboard_track": int(track)},
+        ))  # fmt: skip
+    return events
+
+
+__all__ = ["class_disagreement", "ghost", "heading_disagreement", "localization_disagreement", "missed_by_onboard", "size_disagreement"]

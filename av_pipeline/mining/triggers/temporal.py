@@ -1,0 +1,277 @@
+"""Temporal instability of the onboard tracks (after the Stability Index idea): tracks that
+vanish and come back, jump, change size, or flip class.
+
+These need no shadow model: a track is compared with itself over time, in ``world`` when
+the log has poses (so the ego's own motion does not look like a jump). Where a shadow model
+ran, ``track_flicker`` asks it whether the object was still there.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from av_pipeline.mining.context import MiningLog, frames_text
+from av_pipeline.mining.matching import class_group, yaw_difference
+from av_pipeline.mining.records import Event
+from av_pipeline.mining.registry import param, trigger
+from av_pipeline.taxonomy import PRODUCT_CLASSES
+
+_CLASSES = tuple(PRODUCT_CLASSES)
+_RIGID = ("car", "van", "truck", "bus", "trailer", "motorcycle", "bicycle", "cyclist")
+
+
+@dataclass(frozen=True)
+class FlickerParams:
+    """Parameters of ``track_flicker``."""
+
+    max_gap_frames: int = param(3, "longest gap (frames) that counts as a flicker rather than a new appearance", minimum=1)
+    min_frames_around: int = param(2, "the track must exist this many frames before and after the gap", minimum=1)
+    max_range_m: float = param(60.0, "ignore tracks further than this (metres)", minimum=0.0)
+    confirm_m: float = param(2.5, "a shadow box this close (metres) to the interpolated position confirms the object was there", minimum=0.0)
+    min_support_ratio: float = param(
+        0.5, "the confirming shadow box needs this share of the LiDAR points the track had around the gap (else the object was hidden, and dropping it is expected)",
+        minimum=0.0,
+    )  # fmt: skip
+    min_points: int = param(25, "the confirming shadow box needs at least this many LiDAR points", minimum=0)
+    classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
+
+
+@trigger("track_flicker", FlickerParams, needs=("onboard",), family="temporal")
+def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
+    """An onboard track that vanishes for up to ``max_gap_frames`` frames and comes back.
+
+    The gap frames must be in the log (a dead-lettered frame is not a flicker). The position
+    in the gap is interpolated (in ``world``). A gap frame is confirmed when a shadow box lies
+    within ``confirm_m`` of that position with at least ``min_points`` LiDAR points and at
+    least ``min_support_ratio`` of the points the onboard box had just before and after the
+    gap: the object was clearly visible and as visible as
+    before, yet onboard dropped it (an object that became hidden is expected to vanish).
+    Score 0.9 when every gap frame is confirmed, 0.6 without a shadow model, 0.2 otherwise.
+    """
+    events = []
+    has_shadow = log.has("shadow")
+    for track, rows in log.onboard_tracks.items():
+        positions = sorted(rows)
+        for a, b in zip(positions, positions[1:]):
+            fa, fb = log.frames[a], log.frames[b]
+            gap = fb.index - fa.index - 1
+            if not (1 <= gap <= params.max_gap_frames) or b - a - 1 != gap:
+                continue
+            before = [p for p in positions if p <= a][-params.min_frames_around :]
+            after = [p for p in positions if p >= b][: params.min_frames_around]
+            if len(before) < params.min_frames_around or len(after) < params.min_frames_around:
+                continue
+            boxes_a, boxes_b = log.onboard(a), log.onboard(b)
+            label = str(boxes_a.labels[rows[a]])
+            wa = log.to_world(a, boxes_a.centers_m[rows[a]])[0]
+            wb = log.to_world(b, boxes_b.centers_m[rows[b]])[0]
+            if label not in params.classes or np.hypot(*boxes_a.centers_m[rows[a], :2]) > params.max_range_m:
+                continue
+            around = [int(boxes_a.num_lidar_points[rows[a]]), int(boxes_b.num_lidar_points[rows[b]])] if boxes_a.num_lidar_points is not None else [0, 0]
+            needed = max(params.min_points, params.min_support_ratio * min(around))
+            confirmed = 0
+            for q in range(a + 1, b):
+                t = log.dt_s(a, q) / max(1e-9, log.dt_s(a, b))
+                expected = log.to_ego(q, wa + t * (wb - wa))[0]
+                shadow = log.shadow(q)
+                if len(shadow):
+                    d = np.hypot(*(shadow.centers_m[:, :2] - expected[:2]).T)
+                    i = int(np.argmin(d))
+                    points = -1 if shadow.num_lidar_points is None else int(shadow.num_lidar_points[i])
+                    confirmed += int(d[i] <= params.confirm_m and points >= needed)
+            if has_shadow:
+                if confirmed == gap:
+                    score, note = 0.9, f"shadow still sees it with its LiDAR points ({min(around)}+ around the gap)"
+                else:
+                    score, note = 0.2, f"shadow confirms it, as visible as before, in {confirmed} of {gap} (it may have been hidden)"
+            else:
+                score, note = 0.6, "no shadow model to confirm"
+            obj = log.object_ref(a, "onboard", rows[a])
+            reason = (
+                f"track_flicker: onboard {label} track {track} at {obj.range_m:.0f} m vanished for {frames_text(gap)} "
+                f"(frames {fa.index + 1}-{fb.index - 1}) and came back; {note}"
+            )
+            events.append(log.event(
+                "track_flicker", list(range(a, b + 1)), a + 1, score, label, obj.range_m, [obj, log.object_ref(b, "onboard", rows[b])], reason,
+                {"gap_frames": gap, "shadow_confirmed_frames": confirmed, "onboard_track": int(track)},
+            ))  # fmt: skip
+    return events
+
+
+def _robust_residuals(t: np.ndarray, xy: np.ndarray, half_window_s: float) -> np.ndarray:
+    """Distance of each point from where its neighbours put it (itself excluded).
+
+    Within ``half_window_s``: the track's velocity is the median of the neighbours'
+    frame-to-frame velocities, and the predicted position the median of the neighbours'
+    positions moved by that velocity to the point's time. Medians make a displaced stretch
+    shorter than half the window invisible to the prediction.
+    """
+    n = len(t)
+    out = np.zeros(n)
+    if n < 4:
+        return out
+    step = np.diff(xy, axis=0) / np.maximum(np.diff(t), 1e-9)[:, None]  # (n-1, 2)
+    step_t = (t[1:] + t[:-1]) / 2
+    for i in range(n):
+        near = np.flatnonzero((np.abs(t - t[i]) <= half_window_s) & (np.arange(n) != i))
+        if len(near) < 3:
+            continue
+        v = np.median(step[np.abs(step_t - t[i]) <= half_window_s], axis=0)
+        predicted = np.median(xy[near] + v[None, :] * (t[i] - t[near])[:, None], axis=0)
+        out[i] = float(np.hypot(*(predicted - xy[i])))
+    return out
+
+
+@dataclass(frozen=True)
+class JumpParams:
+    """Parameters of ``track_jump``."""
+
+    min_jump_m: float = param(1.0, "distance from where the track's neighbours put the box that fires (metres) at 0 m range", minimum=0.0)
+    jump_per_m: float = param(0.01, "added tolerance per metre of range", minimum=0.0)
+    min_heading_jump_deg: float = param(30.0, "heading change against the track's neighbours that fires (degrees)", minimum=0.0, maximum=180.0)
+    half_window_s: float = param(0.6, "neighbours within this many seconds form the local fit", minimum=0.0)
+    min_track_frames: int = param(6, "ignore shorter tracks", minimum=3)
+    max_range_m: float = param(60.0, "ignore boxes further than this (metres)", minimum=0.0)
+    heading_classes: tuple[str, ...] = param(("car", "van", "truck", "bus", "cyclist"), "classes whose heading is checked", choices=_CLASSES)
+
+
+@trigger("track_jump", JumpParams, needs=("onboard",), family="temporal")
+def track_jump(log: MiningLog, params: JumpParams) -> list[Event]:
+    """An onboard track whose position or heading jumps away from its own neighbours.
+
+    Position: distance (in ``world``) from where the track's other boxes within
+    ``half_window_s`` put it (medians of velocity-compensated neighbours); heading: smallest angle to the circular median of the
+    neighbours' headings. Runs of adjacent flagged frames form one event. Score: largest
+    excess ``value / (2 * tolerance)``, capped at 1.
+    """
+    events = []
+    for track, rows in log.onboard_tracks.items():
+        positions = sorted(rows)
+        if len(positions) < params.min_track_frames:
+            continue
+        t = np.array([log.frames[p].timestamp_ns for p in positions], dtype=np.float64) * 1e-9
+        boxes = [log.onboard(p) for p in positions]
+        centers = np.array([b.centers_m[rows[p]] for b, p in zip(boxes, positions)])
+        world = np.array([log.to_world(p, c)[0] for p, c in zip(positions, centers)])
+        ranges = np.hypot(centers[:, 0], centers[:, 1])
+        yaw_world = np.array([b.yaws_rad[rows[p]] + (log.frames[p].world_SE3_ego.yaw_rad if log.frames[p].world_SE3_ego else 0.0) for b, p in zip(boxes, positions)])
+        label = Counter(str(b.labels[rows[p]]) for b, p in zip(boxes, positions)).most_common(1)[0][0]
+        tol = params.min_jump_m + params.jump_per_m * ranges
+        resid = _robust_residuals(t, world[:, :2], params.half_window_s)
+        heading = np.zeros(len(positions))
+        if label in params.heading_classes:
+            for i in range(len(positions)):
+                near = np.flatnonzero((np.abs(t - t[i]) <= params.half_window_s) & (np.arange(len(t)) != i))
+                if len(near) >= 3:
+                    cost = [yaw_difference(yaw_world[near], y).sum() for y in yaw_world[near]]
+                    heading[i] = np.degrees(yaw_difference(yaw_world[i], yaw_world[near][int(np.argmin(cost))]))
+        ratio = np.maximum(resid / (2 * tol), heading / (2 * params.min_heading_jump_deg))
+        flagged = [positions[i] for i in range(len(positions)) if ranges[i] <= params.max_range_m and (resid[i] >= tol[i] or heading[i] >= params.min_heading_jump_deg)]
+        for run in log.runs(flagged):
+            idx = [positions.index(p) for p in run]
+            peak_i = idx[int(np.argmax(ratio[idx]))]
+            obj = log.object_ref(positions[peak_i], "onboard", rows[positions[peak_i]])
+            what = []
+            if resid[idx].max() >= tol[idx].min():
+                what.append(f"{resid[idx].max():.1f} m off its own track")
+            if heading[idx].max() >= params.min_heading_jump_deg:
+                what.append(f"heading {heading[idx].max():.0f} degrees off")
+            reason = f"track_jump: onboard {label} track {track} at {obj.range_m:.0f} m jumps {' and '.join(what)} for {frames_text(len(run))}"
+            events.append(log.event(
+                "track_jump", run, positions[peak_i], float(min(1.0, ratio[idx].max())), label, obj.range_m, [obj], reason,
+                {"max_offset_m": round(float(resid[idx].max()), 3), "max_heading_deg": round(float(heading[idx].max()), 1), "frames": len(run), "onboard_track": int(track)},
+            ))  # fmt: skip
+    return events
+
+
+@dataclass(frozen=True)
+class SizeChangeParams:
+    """Parameters of ``size_change``."""
+
+    min_ratio: float = param(1.35, "volume ratio to the track's median size that fires (either way)", minimum=1.0)
+    min_track_frames: int = param(5, "ignore shorter tracks", minimum=2)
+    max_range_m: float = param(60.0, "ignore boxes further than this (metres)", minimum=0.0)
+    classes: tuple[str, ...] = param(_RIGID, "rigid classes whose size must not change", choices=_CLASSES)
+
+
+@trigger("size_change", SizeChangeParams, needs=("onboard",), family="temporal")
+def size_change(log: MiningLog, params: SizeChangeParams) -> list[Event]:
+    """A rigid onboard object whose box volume leaves the track's median by a factor ``min_ratio``.
+
+    Score: ``log(ratio) / (2 log(min_ratio))``, capped at 1.
+    """
+    events = []
+    for track, rows in log.onboard_tracks.items():
+        positions = sorted(rows)
+        if len(positions) < params.min_track_frames:
+            continue
+        boxes = [log.onboard(p) for p in positions]
+        label = Counter(str(b.labels[rows[p]]) for b, p in zip(boxes, positions)).most_common(1)[0][0]
+        if label not in params.classes:
+            continue
+        volumes = np.array([np.prod(b.sizes_m[rows[p]]) for b, p in zip(boxes, positions)])
+        ranges = np.array([np.hypot(*b.centers_m[rows[p], :2]) for b, p in zip(boxes, positions)])
+        log_ratio = np.abs(np.log(volumes / np.median(volumes)))
+        flagged = [p for i, p in enumerate(positions) if log_ratio[i] >= np.log(params.min_ratio) and ranges[i] <= params.max_range_m]
+        for run in log.runs(flagged):
+            idx = [positions.index(p) for p in run]
+            peak_i = idx[int(np.argmax(log_ratio[idx]))]
+            obj = log.object_ref(positions[peak_i], "onboard", rows[positions[peak_i]])
+            factor = float(volumes[peak_i] / np.median(volumes))
+            reason = (
+                f"size_change: onboard {label} track {track} at {obj.range_m:.0f} m changes volume {factor:.2f}x its median "
+                f"for {frames_text(len(run))}"
+            )
+            events.append(log.event(
+                "size_change", run, positions[peak_i], float(min(1.0, log_ratio[peak_i] / (2 * np.log(params.min_ratio)))), label, obj.range_m, [obj],
+                reason, {"volume_ratio": round(factor, 3), "frames": len(run), "onboard_track": int(track)},
+            ))  # fmt: skip
+    return events
+
+
+@dataclass(frozen=True)
+class ClassFlipParams:
+    """Parameters of ``class_flip``."""
+
+    min_track_frames: int = param(5, "ignore shorter tracks", minimum=2)
+    max_range_m: float = param(60.0, "ignore boxes further than this (metres)", minimum=0.0)
+    across_groups: bool = param(True, "also fire when the flip crosses class groups (car to pedestrian)")
+
+
+@trigger("class_flip", ClassFlipParams, needs=("onboard",), family="temporal")
+def class_flip(log: MiningLog, params: ClassFlipParams) -> list[Event]:
+    """An onboard track reported with another class than its majority class for some frames.
+
+    Score: share of the track's frames with the majority class (a flip in a stable track is
+    more suspicious than a track that never settles).
+    """
+    events = []
+    for track, rows in log.onboard_tracks.items():
+        positions = sorted(rows)
+        if len(positions) < params.min_track_frames:
+            continue
+        labels = [str(log.onboard(p).labels[rows[p]]) for p in positions]
+        majority, count = Counter(labels).most_common(1)[0]
+        flagged = [
+            p for p, lbl in zip(positions, labels)
+            if lbl != majority and (params.across_groups or class_group(lbl) == class_group(majority))
+            and np.hypot(*log.onboard(p).centers_m[rows[p], :2]) <= params.max_range_m
+        ]  # fmt: skip
+        for run in log.runs(flagged):
+            peak = run[0]
+            obj = log.object_ref(peak, "onboard", rows[peak])
+            reason = (
+                f"class_flip: onboard track {track} at {obj.range_m:.0f} m is a {majority} in {count} of {len(positions)} frames "
+                f"but a {obj.label} for {frames_text(len(run))}"
+            )
+            events.append(log.event(
+                "class_flip", run, peak, count / len(positions), majority, obj.range_m, [obj], reason,
+                {"majority_label": majority, "flipped_label": obj.label, "frames": len(run), "onboard_track": int(track)},
+            ))  # fmt: skip
+    return events
+
+
+__all__ = ["class_flip", "size_change", "track_flicker", "track_jump"]

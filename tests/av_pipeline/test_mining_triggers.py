@@ -1,0 +1,182 @@
+"""Each trigger on a hand-built scene: it fires on the planted problem, names the trigger, the
+objects and the numbers in its reason, and stays quiet on the clean scene."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from av_pipeline.mining import Campaign, mine_log, registry
+from av_pipeline.mining.context import MiningLog
+from tests.av_pipeline.mining_fixtures import Scene, SceneObject
+
+CARS = [
+    SceneObject(1, "car", (20.0, 3.5), (5.0, 0.0)),
+    SceneObject(2, "car", (35.0, -3.5), (-4.0, 0.0)),
+    SceneObject(3, "pedestrian", (15.0, 6.0), (0.0, -0.8)),
+    SceneObject(4, "cyclist", (25.0, -6.0), (3.0, 0.0)),
+]
+
+
+def fire(name: str, scene: Scene, **params) -> list:
+    spec = registry.get(name)
+    return spec.function(MiningLog(scene.build(), scene.rig), spec.make_params(params))
+
+
+def in_frames(first: int, last: int, edit):
+    def wrapped(k, rows):
+        return edit(k, rows) if first <= k <= last else rows
+
+    return wrapped
+
+
+@pytest.mark.parametrize("name", ["missed_by_onboard", "ghost", "class_disagreement", "localization_disagreement", "size_disagreement",
+                                  "heading_disagreement", "track_flicker", "track_jump", "size_change", "class_flip", "uncertain_shadow"])  # fmt: skip
+def test_clean_scene_fires_nothing(name):
+    assert fire(name, Scene(CARS)) == []
+
+
+def test_clean_scene_camera_and_path_fire_nothing():
+    scene = Scene(CARS, with_camera_boxes=True, with_path=True, ego_speed_mps=8.0)
+    for name in ("camera_without_3d", "lidar_without_camera", "planner_deviation"):
+        assert fire(name, scene) == [], name
+
+
+def test_missed_by_onboard_names_object_range_points_and_duration():
+    scene = Scene(CARS, edit_onboard=in_frames(10, 14, lambda k, rows: [r for r in rows if r["track"] != 1]))
+    (event,) = fire("missed_by_onboard", scene)
+    assert (event.first_frame, event.last_frame) == (10, 14)
+    assert event.objects[0].source == "shadow" and event.label == "car"
+    assert re.search(r"missed_by_onboard: shadow sees a car at \d+ m \(score 0\.90, 200 LiDAR points\) that onboard missed for 5 frames", event.reason)
+    # the range in the reason is the object's range at the peak frame
+    assert f"at {event.objects[0].range_m:.0f} m" in event.reason
+
+
+def test_missed_by_onboard_needs_lidar_support_and_persistence():
+    few_points = [SceneObject(1, "car", (20.0, 3.5), (5.0, 0.0), points=4)]
+    assert fire("missed_by_onboard", Scene(few_points, edit_onboard=in_frames(10, 14, lambda k, rows: []))) == []
+    assert fire("missed_by_onboard", Scene(CARS, edit_onboard=in_frames(10, 10, lambda k, rows: [r for r in rows if r["track"] != 1]))) == []
+
+
+def test_ghost_without_points_and_without_shadow_partner():
+    def add_ghost(k, rows):
+        return rows + [{"track": 99, "label": "car", "center": np.array([18.0, 0.0, 0.8]), "size": np.array([4.5, 1.9, 1.6]), "yaw": 0.0, "score": 0.8, "points": 0}]
+
+    (event,) = fire("ghost", Scene(CARS, edit_onboard=in_frames(5, 8, add_ghost)))
+    assert (event.first_frame, event.last_frame, event.objects[0].track_id) == (5, 8, 99)
+    assert "ghost: onboard reports a car (track 99) at 18 m for 4 frames with 0 LiDAR points inside and no shadow detection" == event.reason
+
+
+def test_class_disagreement():
+    def relabel(k, rows):
+        return [dict(r, label="van") if r["track"] == 2 else r for r in rows]
+
+    (event,) = fire("class_disagreement", Scene(CARS, edit_onboard=in_frames(3, 7, relabel)))
+    assert event.reason.startswith("class_disagreement: onboard calls track 2 a van, shadow a car (score 0.90)")
+    assert "for 5 frames" in event.reason and {o.source for o in event.objects} == {"onboard", "shadow"}
+
+
+def test_localization_size_heading():
+    shift = in_frames(3, 6, lambda k, rows: [dict(r, center=r["center"] + [0.0, 2.0, 0.0]) if r["track"] == 1 else r for r in rows])
+    (event,) = fire("localization_disagreement", Scene(CARS, edit_onboard=shift))
+    assert "places its car 2.0 m from the shadow's" in event.reason and event.details["offset_m"] == pytest.approx(2.0)
+
+    grow = in_frames(3, 6, lambda k, rows: [dict(r, size=r["size"] * 1.6) if r["track"] == 2 else r for r in rows])
+    (event,) = fire("size_disagreement", Scene(CARS, edit_onboard=grow))
+    assert "onboard sizes its car 7.2x3.0x2.6 m, shadow 4.5x1.9x1.6 m" in event.reason
+    assert event.details["scale_error"] == pytest.approx(1 - 1 / 1.6**3, abs=1e-3)
+
+    turn = in_frames(3, 6, lambda k, rows: [dict(r, yaw=r["yaw"] + np.pi) if r["track"] == 4 else r for r in rows])
+    (event,) = fire("heading_disagreement", Scene(CARS, edit_onboard=turn))
+    assert "heads its cyclist 180 degrees away" in event.reason and "track 4" in event.reason
+
+
+def test_pedestrian_heading_is_not_checked_by_default():
+    turn = in_frames(3, 6, lambda k, rows: [dict(r, yaw=r["yaw"] + np.pi) if r["track"] == 3 else r for r in rows])
+    assert fire("heading_disagreement", Scene(CARS, edit_onboard=turn)) == []
+    assert len(fire("heading_disagreement", Scene(CARS, edit_onboard=turn), classes=["pedestrian"])) == 1
+
+
+def test_track_flicker_confirmed_by_shadow_points():
+    drop = in_frames(12, 13, lambda k, rows: [r for r in rows if r["track"] != 1])
+    (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop))
+    assert event.score == pytest.approx(0.9) and event.details["gap_frames"] == 2
+    assert re.match(r"track_flicker: onboard car track 1 at \d+ m vanished for 2 frames \(frames 12-13\) and came back; shadow still sees it", event.reason)
+    # the shadow also lost it: the object was probably hidden, the event stays but scores low
+    hidden = Scene(CARS, edit_onboard=drop, edit_shadow=in_frames(12, 13, lambda k, rows: [r for r in rows if r["track"] != 1]))
+    (event,) = fire("track_flicker", hidden)
+    assert event.score == pytest.approx(0.2)
+
+
+def test_track_jump_position_and_heading_in_world_with_moving_ego():
+    jump = in_frames(10, 12, lambda k, rows: [dict(r, center=r["center"] + [0.0, 1.8, 0.0]) if r["track"] == 2 else r for r in rows])
+    events = fire("track_jump", Scene(CARS, ego_speed_mps=10.0, edit_onboard=jump))
+    assert len(events) == 1 and (events[0].first_frame, events[0].last_frame) == (10, 12)
+    assert "track_jump: onboard car track 2" in events[0].reason and "m off its own track for 3 frames" in events[0].reason
+    flip = in_frames(10, 11, lambda k, rows: [dict(r, yaw=r["yaw"] + np.pi / 2) if r["track"] == 1 else r for r in rows])
+    (event,) = fire("track_jump", Scene(CARS, ego_speed_mps=10.0, edit_onboard=flip))
+    assert "heading 90 degrees off" in event.reason
+
+
+def test_size_change_and_class_flip():
+    grow = in_frames(10, 13, lambda k, rows: [dict(r, size=r["size"] * [1.0, 1.0, 1.8]) if r["track"] == 4 else r for r in rows])
+    (event,) = fire("size_change", Scene(CARS, edit_onboard=grow))
+    assert "size_change: onboard cyclist track 4" in event.reason and "1.80x its median for 4 frames" in event.reason
+    flip = in_frames(10, 11, lambda k, rows: [dict(r, label="cyclist") if r["track"] == 3 else r for r in rows])
+    (event,) = fire("class_flip", Scene(CARS, edit_onboard=flip))
+    assert "is a pedestrian in 28 of 30 frames but a cyclist for 2 frames" in event.reason
+
+
+def test_camera_without_3d_and_lidar_without_camera():
+    from av_pipeline.records import CameraBoxes
+
+    def drop_3d(k, rows):
+        return [r for r in rows if r["track"] != 1] if 5 <= k <= 8 else rows
+
+    scene = Scene(CARS, with_camera_boxes=True)
+    # camera_without_3d: the 2D boxes come from the unedited onboard set, then the 3D box goes
+    truth_scene = Scene(CARS, with_camera_boxes=True)
+    frames = truth_scene.build()
+    edited = Scene(CARS, with_camera_boxes=False, edit_onboard=drop_3d).build()
+    from dataclasses import replace
+
+    mixed = [replace(e, onboard=replace(e.onboard, camera_boxes=dict(f.onboard.camera_boxes))) for f, e in zip(frames, edited)]
+    spec = registry.get("camera_without_3d")
+    (event,) = spec.function(MiningLog(mixed, scene.rig), spec.defaults())
+    assert event.reason.startswith("camera_without_3d: camera front reports a car (track 1, score 0.90,")
+    assert "with no 3D cuboid (best IoU 0.00) for 4 frames" in event.reason
+
+    def drop_2d(k, boxes):
+        keep = boxes.track_ids != 2 if 5 <= k <= 8 else np.ones(len(boxes), bool)
+        return CameraBoxes("front", boxes.boxes_px[keep], boxes.labels[keep], boxes.scores[keep], boxes.track_ids[keep])
+
+    (event,) = fire("lidar_without_camera", Scene(CARS, with_camera_boxes=True, edit_camera=drop_2d))
+    assert "lidar_without_camera: onboard car track 2 at" in event.reason and "(200 LiDAR points) is in view of camera front but has no 2D box for 4 frames" in event.reason
+
+
+def test_planner_deviation_tolerance_grows_with_horizon():
+    swerve = lambda k, poses: poses + np.column_stack([np.zeros(len(poses)), 0.5 * poses[:, 0] / 8.0 * (8 <= k <= 10), np.zeros(len(poses))])  # noqa: E731
+    events = fire("planner_deviation", Scene(CARS, ego_speed_mps=8.0, with_path=True, edit_path=swerve))
+    assert len(events) == 1 and (events[0].first_frame, events[0].last_frame) == (8, 10)
+    assert re.match(r"planner_deviation: the driven path leaves the planned path by 1\.\d\d m 2\.\d s ahead \(tolerance 0\.\d\d m\) for 3 frames", events[0].reason)
+
+
+def test_uncertain_shadow():
+    unsure = lambda k, rows: [dict(r, score=0.4) if r["track"] == 2 else r for r in rows]  # noqa: E731
+    (event,) = fire("uncertain_shadow", Scene(CARS, edit_shadow=unsure))
+    assert "uncertain_shadow: shadow car at" in event.reason and "scored 0.40-0.40 for 30 frames" in event.reason
+    assert event.score == pytest.approx(1.0 - 0.5 * 0.025 / 0.125, abs=1e-6)  # 0.40 is 0.025 from the middle of 0.25-0.50
+
+
+def test_logs_without_onboard_or_path_mine_what_they_can_and_say_what_they_skipped():
+    campaign = Campaign.from_dict({"name": "all", "triggers": {name: None for name in registry.names()}})
+    result = mine_log(Scene(CARS, with_onboard=False).build(), campaign, None)
+    assert result.skipped["missed_by_onboard"] == "the log has no onboard"
+    assert result.skipped["planner_deviation"] == "the log has no planned_path"
+    assert "uncertain_shadow" not in result.skipped  # needs only the shadow model
+    result = mine_log(Scene(CARS).build(), campaign, None)
+    assert result.skipped["planner_deviation"] == "the log has no planned_path"
+    assert result.skipped["camera_without_3d"] == "the log has no camera_boxes, rig"
+    assert "missed_by_onboard" not in result.skipped and "track_flicker" not in result.skipped
