@@ -93,23 +93,35 @@ class FrameMatch:
     unmatched_shadow: np.ndarray
     unmatched_onboard: np.ndarray
 
+    def __post_init__(self) -> None:
+        # lookups the triggers make per box and frame
+        object.__setattr__(self, "_pair_of_shadow", {int(r): k for k, r in enumerate(self.shadow_index)})
+        object.__setattr__(self, "_pair_of_onboard", {int(r): k for k, r in enumerate(self.onboard_index)})
+
     def __len__(self) -> int:
         return len(self.shadow_index)
 
     def partner_of_shadow(self, row: int) -> int:
         """The onboard row matched to shadow ``row``, or -1."""
-        hit = np.flatnonzero(self.shadow_index == row)
-        return int(self.onboard_index[hit[0]]) if len(hit) else -1
+        k = self._pair_of_shadow.get(int(row), -1)
+        return int(self.onboard_index[k]) if k >= 0 else -1
 
     def partner_of_onboard(self, row: int) -> int:
         """The shadow row matched to onboard ``row``, or -1."""
-        hit = np.flatnonzero(self.onboard_index == row)
-        return int(self.shadow_index[hit[0]]) if len(hit) else -1
+        k = self._pair_of_onboard.get(int(row), -1)
+        return int(self.shadow_index[k]) if k >= 0 else -1
 
     def pair_of_onboard(self, row: int) -> int:
         """Index into the pair arrays of onboard ``row``, or -1."""
-        hit = np.flatnonzero(self.onboard_index == row)
-        return int(hit[0]) if len(hit) else -1
+        return self._pair_of_onboard.get(int(row), -1)
+
+    def shadow_is_matched(self, row: int) -> bool:
+        """Whether shadow ``row`` has an onboard partner."""
+        return int(row) in self._pair_of_shadow
+
+    def onboard_is_matched(self, row: int) -> bool:
+        """Whether onboard ``row`` has a shadow partner."""
+        return int(row) in self._pair_of_onboard
 
 
 def aligned_scale_error(sizes_a: np.ndarray, sizes_b: np.ndarray) -> np.ndarray:
@@ -146,6 +158,7 @@ def match_frame(shadow: Cuboids, onboard: Cuboids, config: MatchConfig | None = 
     groups_s = np.array([class_group(v) for v in shadow.labels], dtype=object)
     groups_o = np.array([class_group(v) for v in onboard.labels], dtype=object)
     pairs: list[tuple[int, int]] = []
+    pair_iou: dict[tuple[int, int], float] = {}
     bev_s, bev_o = cuboids_to_bev(shadow), cuboids_to_bev(onboard)
     for group in sorted(set(groups_s) & set(groups_o)):
         rows_s, rows_o = np.flatnonzero(groups_s == group), np.flatnonzero(groups_o == group)
@@ -167,13 +180,16 @@ def match_frame(shadow: Cuboids, onboard: Cuboids, config: MatchConfig | None = 
         cost[n_s + np.arange(n_o), np.arange(n_o)] = config.unmatched_cost
         cost[n_s:, n_o:] = 0.0
         r, c = linear_sum_assignment(cost)
-        pairs += [(int(rows_s[i]), int(rows_o[j])) for i, j in zip(r, c) if i < n_s and j < n_o and feasible[i, j]]
+        for i, j in zip(r, c):
+            if i < n_s and j < n_o and feasible[i, j]:
+                pairs.append((int(rows_s[i]), int(rows_o[j])))
+                pair_iou[pairs[-1]] = float(iou[i, j])
     pairs.sort()
     s_idx = np.array([p[0] for p in pairs], dtype=np.int64)
     o_idx = np.array([p[1] for p in pairs], dtype=np.int64)
     if len(pairs):
         d = np.hypot(*(shadow.centers_m[s_idx, :2] - onboard.centers_m[o_idx, :2]).T)
-        iou_pairs = np.array([bev_iou(bev_s[i : i + 1], bev_o[j : j + 1])[0, 0] for i, j in pairs])
+        iou_pairs = np.array([pair_iou[p] for p in pairs])
         scale = aligned_scale_error(shadow.sizes_m[s_idx], onboard.sizes_m[o_idx])
         orient = yaw_difference(shadow.yaws_rad[s_idx], onboard.yaws_rad[o_idx])
         flip = shadow.labels[s_idx] != onboard.labels[o_idx]

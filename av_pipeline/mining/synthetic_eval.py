@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from av_pipeline.boxes import Cuboids
 from av_pipeline.mining.answer_key import MiningScore, score_cases
@@ -97,43 +97,53 @@ def mine_synthetic(
     seeds: Sequence[int],
     frames: int,
     campaign: Campaign,
-    shadow: Callable[[Sequence[Frame]], list[Cuboids]],
+    shadows: Mapping[str, Callable[[Sequence[Frame]], list[Cuboids]]],
     rates: dict[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
-) -> SyntheticMiningRun:
-    """Simulate ``seeds``, run ``shadow`` over each drive, mine with ``campaign`` and score.
+) -> dict[str, SyntheticMiningRun]:
+    """Simulate ``seeds`` once each, run every shadow model over each drive, mine with ``campaign`` and score.
 
     Args:
         seeds: one drive per seed.
         frames: frames per drive.
         campaign: the campaign.
-        shadow: frames -> shadow cuboids per frame (:func:`oracle_shadow`, :func:`detector_shadow`).
+        shadows: name -> (frames -> shadow cuboids per frame), e.g. :func:`oracle_shadow`,
+            :func:`detector_shadow`.
         rates: anomaly rates (default :data:`BENCHMARK_RATES`).
-        progress: called with a line per finished drive.
+        progress: called with a line per finished drive and shadow.
+
+    Returns:
+        name -> :class:`SyntheticMiningRun`.
     """
-    seconds = {"simulate": 0.0, "shadow": 0.0, "mine": 0.0}
-    results, anomalies, truth = [], {}, {}
+    seconds = {name: {"simulate": 0.0, "shadow": 0.0, "mine": 0.0} for name in shadows}
+    results: dict[str, list[LogMining]] = {name: [] for name in shadows}
+    anomalies, truth = {}, {}
     for seed in seeds:
         t0 = time.perf_counter()
         drive = simulate(seed, frames, rates)
         log_frames = lidar_frames(drive)
-        t1 = time.perf_counter()
-        shadow_boxes = shadow(log_frames)
-        t2 = time.perf_counter()
-        mined = [mining_frame(f, s, index=i) for i, (f, s) in enumerate(zip(log_frames, shadow_boxes))]
-        result = mine_log(mined, campaign, drive.rig)
-        t3 = time.perf_counter()
-        seconds["simulate"] += t1 - t0
-        seconds["shadow"] += t2 - t1
-        seconds["mine"] += t3 - t2
-        results.append(result)
+        simulated = time.perf_counter() - t0
         anomalies[drive.config.log_id] = drive.anomalies
         truth[drive.config.log_id] = {i: f.annotations for i, f in enumerate(log_frames)}
-        if progress:
-            progress(f"seed {seed}: {len(result.events)} events, {len(result.candidates)} candidate cases, {len(drive.anomalies)} anomalies planted")
-    cases = select(results, campaign)
-    score = score_cases(cases, anomalies, truth, sum(r.frames for r in results))
-    return SyntheticMiningRun(results, cases, score, seconds)
+        for name, shadow in shadows.items():
+            t1 = time.perf_counter()
+            shadow_boxes = shadow(log_frames)
+            t2 = time.perf_counter()
+            mined = [mining_frame(f, s, index=i) for i, (f, s) in enumerate(zip(log_frames, shadow_boxes))]
+            result = mine_log(mined, campaign, drive.rig)
+            t3 = time.perf_counter()
+            seconds[name]["simulate"] += simulated
+            seconds[name]["shadow"] += t2 - t1
+            seconds[name]["mine"] += t3 - t2
+            results[name].append(result)
+            if progress:
+                progress(f"[{name}] seed {seed}: {len(result.events)} events, {len(result.candidates)} candidate cases, {len(drive.anomalies)} anomalies planted")
+        del log_frames
+    runs = {}
+    for name in shadows:
+        cases = select(results[name], campaign)
+        runs[name] = SyntheticMiningRun(results[name], cases, score_cases(cases, anomalies, truth, sum(r.frames for r in results[name])), seconds[name])
+    return runs
 
 
 __all__ = ["BENCHMARK_RATES", "SyntheticMiningRun", "detector_shadow", "lidar_frames", "mine_synthetic", "oracle_shadow", "simulate"]

@@ -53,7 +53,7 @@ def missed_by_onboard(log: MiningLog, params: MissedParams) -> list[Event]:
             rng = float(np.hypot(*boxes.centers_m[row, :2]))
             if (
                 boxes.labels[row] in params.classes and boxes.scores[row] >= params.min_score and points >= params.min_points
-                and rng <= params.max_range_m and row in log.match(p).unmatched_shadow
+                and rng <= params.max_range_m and not log.match(p).shadow_is_matched(row)
             ):  # fmt: skip
                 missed.append(p)
         for run in log.runs(missed):
@@ -103,7 +103,7 @@ def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
             rng = float(np.hypot(*boxes.centers_m[row, :2]))
             if (
                 boxes.labels[row] in params.classes and boxes.num_lidar_points[row] <= params.max_points and rng <= params.max_range_m
-                and boxes.scores[row] >= params.min_onboard_score and (not use_shadow or row in log.match(p).unmatched_onboard)
+                and boxes.scores[row] >= params.min_onboard_score and (not use_shadow or not log.match(p).onboard_is_matched(row))
             ):  # fmt: skip
                 hits.append(p)
         for run in log.runs(hits):

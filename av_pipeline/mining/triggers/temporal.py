@@ -8,6 +8,7 @@ ran, ``track_flicker`` asks it whether the object was still there.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import dataclass
 
@@ -115,13 +116,26 @@ def _robust_residuals(t: np.ndarray, xy: np.ndarray, half_window_s: float) -> np
         return out
     step = np.diff(xy, axis=0) / np.maximum(np.diff(t), 1e-9)[:, None]  # (n-1, 2)
     step_t = (t[1:] + t[:-1]) / 2
-    for i in range(n):
-        near = np.flatnonzero((np.abs(t - t[i]) <= half_window_s) & (np.arange(n) != i))
-        if len(near) < 3:
-            continue
-        v = np.median(step[np.abs(step_t - t[i]) <= half_window_s], axis=0)
-        predicted = np.median(xy[near] + v[None, :] * (t[i] - t[near])[:, None], axis=0)
-        out[i] = float(np.hypot(*(predicted - xy[i])))
+    # windows as index matrices (NaN-padded), all frames at once
+    ahead = np.searchsorted(t, t + half_window_s, side="right") - np.arange(n)
+    behind = np.arange(n) - np.searchsorted(t, t - half_window_s, side="left")
+    w = int(max(ahead.max(), behind.max(), 1))
+    offsets = np.arange(-w, w + 1)
+    idx = np.arange(n)[:, None] + offsets[None, :]
+    valid = (idx >= 0) & (idx < n) & (offsets[None, :] != 0)
+    idx_c = np.clip(idx, 0, n - 1)
+    valid &= np.abs(t[idx_c] - t[:, None]) <= half_window_s
+    sidx = np.clip(np.arange(n)[:, None] + offsets[None, :], 0, n - 2)
+    svalid = (np.arange(n)[:, None] + offsets[None, :] >= 0) & (np.arange(n)[:, None] + offsets[None, :] <= n - 2)
+    svalid &= np.abs(step_t[sidx] - t[:, None]) <= half_window_s
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: too few neighbours, masked below
+        v = np.stack([np.nanmedian(np.where(svalid, step[sidx, c], np.nan), axis=1) for c in range(2)], axis=1)  # (n, 2)
+        v = np.nan_to_num(v)
+        moved = xy[idx_c] + v[:, None, :] * (t[:, None] - t[idx_c])[:, :, None]  # (n, 2w+1, 2)
+        predicted = np.stack([np.nanmedian(np.where(valid, moved[..., c], np.nan), axis=1) for c in range(2)], axis=1)
+    enough = valid.sum(axis=1) >= 3
+    out[enough] = np.hypot(*(predicted[enough] - xy[enough]).T)
     return out
 
 
@@ -166,7 +180,8 @@ def track_jump(log: MiningLog, params: JumpParams) -> list[Event]:
             for i in range(len(positions)):
                 near = np.flatnonzero((np.abs(t - t[i]) <= params.half_window_s) & (np.arange(len(t)) != i))
                 if len(near) >= 3:
-                    cost = [yaw_difference(yaw_world[near], y).sum() for y in yaw_world[near]]
+                    # circular median: the neighbour heading closest to all the others
+                    cost = yaw_difference(yaw_world[near][:, None], yaw_world[near][None, :]).sum(axis=1)
                     heading[i] = np.degrees(yaw_difference(yaw_world[i], yaw_world[near][int(np.argmin(cost))]))
         ratio = np.maximum(resid / (2 * tol), heading / (2 * params.min_heading_jump_deg))
         flagged = [positions[i] for i in range(len(positions)) if ranges[i] <= params.max_range_m and (resid[i] >= tol[i] or heading[i] >= params.min_heading_jump_deg)]
