@@ -13,8 +13,10 @@ planted anomalies: the answer key edge-case mining is measured against.
 - **Anomalies**, each listed as an :class:`Anomaly` with its kind, track, frames and a reason:
 
   ====================  =====================================================================
-  ``missed_object``     not reported at all for 3-8 frames; cause ``far`` (beyond 40 m),
-                        ``occluded`` (visibility below 0.5) or ``rare_class`` (cyclist, truck)
+  ``missed_object``     not reported at all for 3-8 frames; cause ``far`` (40-55 m, visibility
+                        at least 0.5), ``occluded`` (visibility 0.25-0.5 within 30 m) or
+                        ``rare_class`` (cyclist, truck within 35 m); always where the LiDAR
+                        still sees the object, so the miss can be found
   ``ghost_object``      reported where nothing is (3D only, 3-6 frames, its own track id)
   ``class_confusion``   reported with another class (car<->van/truck, pedestrian<->cyclist)
   ``localization_error``  centre off by 1.2-2.5 m
@@ -177,9 +179,10 @@ def _plant_object_anomalies(planner: _Planner, counts: dict[str, int]) -> None:
         for attempt in range(3):
             cause = missed_causes[(n + attempt) % 3]
             ok = {
-                "far": lambda t, r: t.range_m[r] >= 40.0,
-                "occluded": lambda t, r: t.lidar_visibility[r] < 0.5,
-                "rare_class": lambda t, r: t.cuboids.labels[r] in _RARE and t.range_m[r] < 45.0,
+                # planted where the LiDAR still sees the object (a miss nothing could reveal cannot be mined)
+                "far": lambda t, r: 40.0 <= t.range_m[r] <= 55.0 and t.lidar_visibility[r] >= 0.5,
+                "occluded": lambda t, r: 0.25 <= t.lidar_visibility[r] < 0.5 and t.range_m[r] < 30.0,
+                "rare_class": lambda t, r: t.cuboids.labels[r] in _RARE and t.range_m[r] < 35.0 and t.lidar_visibility[r] >= 0.3,
             }[cause]
             choice = planner.pick((3, 8), ok)
             if choice:

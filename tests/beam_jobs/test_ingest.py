@@ -234,8 +234,8 @@ def test_readers_open_once_per_log_and_close(fake_logs: Path, monkeypatch: pytes
     fn.setup()
     a, b = str(fake_logs / "drive_a.fakelog"), str(fake_logs / "drive_b.fakelog")
     refs = [FrameRef(a, "drive_a", 0, 100, "fake"), FrameRef(a, "drive_a", 8, 800, "fake"), FrameRef(b, "drive_b", 0, 1000, "fake")]
-    first = fn._reader_for(refs[0])
-    assert fn._reader_for(refs[1]) is first  # same log: the cached reader
+    first = fn.reader(refs[0])
+    assert fn.reader(refs[1]) is first  # same log: the cached reader
     outputs = [out for ref in refs for out in fn.process(ref)]
     assert [row["timestamp_ns"] for row in outputs] == [100, 800, 1000]
     assert closed == ["drive_a.fakelog"]  # evicted when drive_b opened (max_open_logs=1)
