@@ -6,6 +6,11 @@ Steps (stable labels): ``ExpandLogs`` -> ``ListFrames`` (as ingest) -> ``LoadPoi
 per worker and frames are batched) -> ``GroupByLog`` -> ``RefineAndWrite`` (offboard track
 refinement, then ``prelabels/<log>/prelabels.parquet`` and ``frames.parquet``, written under
 a temporary name and renamed) plus ``dead_letters/dead_letters-*.jsonl`` and ``summary.json``.
+With ``--export_prelabels openlabel`` / ``kitti`` (repeatable), ``ExportPrelabels`` then writes
+each log's pre-labels as ``<out>/<log>/openlabel.json`` or the KITTI object split
+``<out>/<log>/kitti/`` (:func:`~av_pipeline.export.export_log_prelabels`; the frames are
+loaded again one at a time, never a whole log at once). A failed export is a dead letter with
+stage ``export`` (the log's pre-label tables are written all the same).
 
 What moves between workers is points only inside the fused load -> detect stage; after it,
 only boxes.
@@ -34,6 +39,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunIn
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from av_pipeline.errors import AVPipelineError, ConfigError
+from av_pipeline.export.records import LOG_FORMATS
 from av_pipeline.ingest import import_reader_modules, parse_reader_options
 from av_pipeline.records import FrameRef
 from beam_jobs.common import (
@@ -62,6 +68,8 @@ from beam_jobs.ingest import DEAD_LETTERS_GLOB, ExpandLogs, IngestOptions, ListF
 METRICS_NAMESPACE = "avp.prelabel"
 SUMMARY_FILE = "summary.json"
 PRELABEL_DIR = "prelabels"
+#: What ``--export_prelabels`` writes under ``<out>/<log>/``.
+EXPORT_OPENLABEL, EXPORT_KITTI = "openlabel.json", "kitti"
 
 
 class PrelabelOptions(OutputOptions, LogReaderOptions, PipelineOptions):
@@ -75,6 +83,13 @@ class PrelabelOptions(OutputOptions, LogReaderOptions, PipelineOptions):
         parser.add_argument("--device", default=None, help="torch device (default: cuda when torch sees a GPU, else cpu)")
         parser.add_argument("--batch_size", type=int, default=4, help="frames per forward pass at most (default 4)")
         parser.add_argument("--no_refine", action="store_true", default=False, help="write raw detections, no track refinement")
+        parser.add_argument(
+            "--export_prelabels",
+            action="append",
+            default=[],
+            choices=list(LOG_FORMATS),
+            help="also export each log's pre-labels as <out>/<log>/openlabel.json or <out>/<log>/kitti/ (repeatable)",
+        )
 
 
 def safe_name(log_id: str) -> str:
@@ -136,11 +151,12 @@ class _LoadPointsFn(ReaderCache, beam.DoFn):
             return
         self.frames_loaded.inc()
         pose = None if frame.world_SE3_ego is None else frame.world_SE3_ego.as_matrix().tolist()
-        yield ((ref.log_id, ref.timestamp_ns, ref.log_uri, len(points), pose), points)
+        yield ((ref.log_id, ref.timestamp_ns, ref.log_uri, len(points), pose, ref.reader), points)
 
 
 class _RefineAndWriteFn(beam.DoFn):
-    """``(log_id, [(key, boxes)...])`` -> one log's Parquet tables; yields the frame count."""
+    """``(log_id, [(key, boxes)...])`` -> one log's Parquet tables; yields
+    ``(log_id, log_uri, reader name, {timestamp_ns: boxes in ego})`` for the export step."""
 
     def __init__(self, out: str, refine: bool, model: str) -> None:
         self._out = out
@@ -149,7 +165,7 @@ class _RefineAndWriteFn(beam.DoFn):
         self.frames_written = Metrics.counter(METRICS_NAMESPACE, "frames_prelabelled")
         self.boxes_written = Metrics.counter(METRICS_NAMESPACE, "boxes_written")
 
-    def process(self, element: tuple[str, Iterable[tuple[tuple, Any]]]) -> Iterator[int]:
+    def process(self, element: tuple[str, Iterable[tuple[tuple, Any]]]) -> Iterator[tuple[str, str, str, dict[int, Any]]]:
         from av_pipeline.detect.prelabel_io import write_prelabels
         from av_pipeline.detect.refine import TimedDetections, track_and_refine
         from calibration import SE3
@@ -165,7 +181,70 @@ class _RefineAndWriteFn(beam.DoFn):
         self.frames_written.inc(len(frames))
         self.boxes_written.inc(sum(len(b) for b in boxes))
         PROGRESS_LOGGER.info("prelabel: %s: %d frames, %d boxes", log_id, len(frames), sum(len(b) for b in boxes))
-        yield len(frames)
+        if items:
+            first_key = items[0][0]
+            yield (log_id, first_key[2], first_key[5], {key[1]: b for (key, _), b in zip(items, boxes)})
+
+
+class _LogHandle:
+    """What :meth:`ReaderCache.reader` needs of a ref: the log's uri and its reader's name."""
+
+    def __init__(self, log_uri: str, reader: str) -> None:
+        self.log_uri = log_uri
+        self.reader = reader
+
+
+class _ExportPrelabelsFn(ReaderCache, beam.DoFn):
+    """``(log_id, log_uri, reader, {timestamp_ns: boxes})`` -> ``<out>/<log>/openlabel.json``
+    and/or ``<out>/<log>/kitti/`` (:func:`~av_pipeline.export.export_log_prelabels`).
+
+    The log's frames that have pre-labels are loaded again one at a time (a generator: a
+    log is never held in memory); a failing export (a frame the format cannot hold, e.g. no
+    camera image for KITTI) is a dead letter with stage ``export`` naming the log.
+    """
+
+    def __init__(self, out: str, formats: Sequence[str], reader_options: dict[str, Any], reader_modules: Sequence[str]) -> None:
+        ReaderCache.__init__(self, reader_options, reader_modules, max_open_logs=2)
+        self._out = out
+        self._formats = tuple(formats)
+        self.exports_written = Metrics.counter(METRICS_NAMESPACE, "exports_written")
+        self.exports_failed = Metrics.counter(METRICS_NAMESPACE, "exports_dead_lettered")
+
+    def process(self, element: tuple[str, str, str, dict[int, Any]]) -> Iterator[Any]:
+        from av_pipeline.export import export_log_prelabels
+
+        log_id, log_uri, reader_name, boxes_by_time = element
+        for fmt in self._formats:
+            try:
+                reader = self.reader(_LogHandle(log_uri, reader_name))
+                refs = [ref for ref in reader.list_frames() if ref.timestamp_ns in boxes_by_time]
+                exported = export_log_prelabels(
+                    (reader.load_frame(ref) for ref in refs), boxes_by_time, FileSystems.join(self._out, safe_name(log_id)), fmt,
+                    frame_indices=[ref.index for ref in refs], source_uri=log_uri,
+                )  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - one log's export never stops the job
+                self.exports_failed.inc()
+                yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter("export", exc, log_uri=log_uri, log_id=log_id))
+                continue
+            self.exports_written.inc()
+            PROGRESS_LOGGER.info("prelabel: %s: %s export of %d frames -> %s", log_id, fmt, len(exported.frame_indices), exported.path)
+            yield (log_id, fmt, str(exported.path))
+
+
+def export_formats(formats: Sequence[str], out: str) -> tuple[str, ...]:
+    """The distinct ``--export_prelabels`` values, in order.
+
+    Raises:
+        ConfigError: an unknown format, or an ``--out`` that is not a local folder (the
+            exporters write with local file operations).
+    """
+    unique = tuple(dict.fromkeys(formats))
+    unknown = [f for f in unique if f not in LOG_FORMATS]
+    if unknown:
+        raise ConfigError(f"export_prelabels: expected some of {list(LOG_FORMATS)}, got {unknown}")
+    if unique and "://" in out:
+        raise ConfigError(f"export_prelabels: the exporters write local files; expected a local --out, got {out!r}")
+    return unique
 
 
 def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions) -> list[str]:
@@ -183,13 +262,19 @@ def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions) -> list[st
     handler = KeyedModelHandler(DetectorModelHandler(opts.weights, opts.device, opts.batch_size))
     detected = loaded.points | "Detect" >> RunInference(handler)
     model_name = opts.weights or "cpu_small"
-    _ = (
+    written = (
         detected
         | "KeyByLog" >> beam.Map(lambda kv: (kv[0][0], (kv[0], kv[1])))
         | "GroupByLog" >> beam.GroupByKey()
         | "RefineAndWrite" >> beam.ParDo(_RefineAndWriteFn(opts.out, not opts.no_refine, model_name))
     )
-    _ = (listed[DEAD_LETTER_TAG], loaded[DEAD_LETTER_TAG]) | "CollectDeadLetters" >> beam.Flatten() | "WriteDeadLetters" >> WriteDeadLetters(opts.out)
+    dead_letters = [listed[DEAD_LETTER_TAG], loaded[DEAD_LETTER_TAG]]
+    if opts.export_prelabels:
+        exported = written | "ExportPrelabels" >> beam.ParDo(
+            _ExportPrelabelsFn(opts.out, export_formats(opts.export_prelabels, opts.out), reader_options, opts.reader_module)
+        ).with_outputs(DEAD_LETTER_TAG, main="exported")
+        dead_letters.append(exported[DEAD_LETTER_TAG])
+    _ = tuple(dead_letters) | "CollectDeadLetters" >> beam.Flatten() | "WriteDeadLetters" >> WriteDeadLetters(opts.out)
     return expand.uris
 
 
@@ -206,10 +291,13 @@ class PrelabelSummary:
     logs_dead_lettered: int
     boxes: int
     elapsed_s: float
+    export_formats: tuple[str, ...] = ()
+    exports_written: int = 0
+    exports_dead_lettered: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe summary."""
-        return dict(self.__dict__)
+        return {**self.__dict__, "export_formats": list(self.export_formats)}
 
 
 def run(argv: Sequence[str] | None = None) -> PrelabelSummary:
@@ -229,7 +317,10 @@ def run(argv: Sequence[str] | None = None) -> PrelabelSummary:
     show_progress_lines()
     pipeline, runner = create_pipeline(options)
     uris = build_pipeline(pipeline, options)
-    prepare_output_dir(opts.out, [f"{PRELABEL_DIR}/*/*.parquet", DEAD_LETTERS_GLOB, SUMMARY_FILE], opts.overwrite)
+    outputs = [f"{PRELABEL_DIR}/*/*.parquet", DEAD_LETTERS_GLOB, SUMMARY_FILE]
+    if opts.export_prelabels:  # an earlier export: the OpenLABEL file, the KITTI split's files
+        outputs += [f"*/{EXPORT_OPENLABEL}", f"*/{EXPORT_KITTI}/*", f"*/{EXPORT_KITTI}/*/*"]
+    prepare_output_dir(opts.out, outputs, opts.overwrite)
     PROGRESS_LOGGER.info("prelabel: %d logs -> %s (runner %s)", len(uris), opts.out, runner)
     start = time.monotonic()
     result = pipeline.run()
@@ -240,14 +331,18 @@ def run(argv: Sequence[str] | None = None) -> PrelabelSummary:
     ingest_counters = counter_values(result, INGEST_NAMESPACE) or {}
     dead = read_json_lines(FileSystems.join(opts.out, DEAD_LETTERS_GLOB))
     frame_dead = sum(1 for d in dead if d.get("frame_index") is not None)
+    export_dead = sum(1 for d in dead if d.get("stage") == "export")
     summary = PrelabelSummary(
         out=opts.out, runner=runner, logs=len(uris),
         frames_listed=int(ingest_counters.get("frames_listed", 0)),
         frames_prelabelled=int(counters.get("frames_prelabelled", 0)),
         frames_dead_lettered=frame_dead,
-        logs_dead_lettered=len(dead) - frame_dead,
+        logs_dead_lettered=len(dead) - frame_dead - export_dead,
         boxes=int(counters.get("boxes_written", 0)),
         elapsed_s=round(time.monotonic() - start, 2),
+        export_formats=tuple(dict.fromkeys(opts.export_prelabels)),
+        exports_written=int(counters.get("exports_written", 0)),
+        exports_dead_lettered=export_dead,
     )  # fmt: skip
     write_json(FileSystems.join(opts.out, SUMMARY_FILE), summary.to_json())
     if summary.frames_listed != summary.frames_prelabelled + summary.frames_dead_lettered:

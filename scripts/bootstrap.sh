@@ -28,6 +28,21 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then
   fi
 fi
 
+# The report's browser test (tests/av_pipeline/test_report_browser.py) drives Debian's headless
+# Chromium through its matching chromedriver. Optional: without them only that test skips.
+if ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+  say "chromium and chromium-driver (for the report's browser test) are missing; installing them with apt-get."
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } \
+      || say "WARNING: 'apt-get install -y chromium chromium-driver' failed; the report's browser test will skip. Install them by hand to run it."
+  else
+    say "WARNING: cannot install chromium (need root and apt-get); the report's browser test will skip. To run it, as root:"
+    say "    apt-get install -y chromium chromium-driver"
+    say "(Debian's packages: the driver must match the browser's version)."
+  fi
+fi
+
 if [ ! -x "$venv/bin/python" ]; then
   say "creating virtual environment $venv"
   "$python" -m venv "$venv"

@@ -18,6 +18,7 @@ from av_pipeline.errors import AVPipelineError
 
 #: subcommand name -> "module:Class" (imported only when that subcommand runs or --help is built)
 SUBCOMMANDS: dict[str, str] = {
+    "run": "av_pipeline.cli.run:RunCommand",
     "demo": "av_pipeline.cli.demo:DemoCommand",
     "calib": "av_pipeline.cli.calib:CalibCommand",
     "ingest": "av_pipeline.cli.ingest:IngestCommand",
@@ -26,10 +27,12 @@ SUBCOMMANDS: dict[str, str] = {
     "prelabel": "av_pipeline.cli.prelabel:PrelabelCommand",
     "evaluate": "av_pipeline.cli.evaluate:EvaluateCommand",
     "mine": "av_pipeline.cli.mine:MineCommand",
+    "report": "av_pipeline.cli.report:ReportCommand",
 }
 #: subcommand -> the extras that install what it needs beyond the core (calibration) install.
 EXTRAS: dict[str, str] = {
-    "demo": "beam",
+    "run": "beam,detect,mining,export,report",
+    "demo": "beam,detect,mining,export,report",
     "calib": "",
     "ingest": "beam",
     "simulate": "synthetic",
@@ -37,6 +40,7 @@ EXTRAS: dict[str, str] = {
     "prelabel": "beam,detect",
     "evaluate": "detect",
     "mine": "beam,detect",
+    "report": "mining,report",
 }
 
 

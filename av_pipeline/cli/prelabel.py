@@ -20,13 +20,17 @@ class PrelabelCommand(Command):
     Outputs in OUT: prelabels/<log>/prelabels.parquet (one row per box, keyed by
     log_id and timestamp_ns, boxes in the ego frame), prelabels/<log>/frames.parquet
     (every frame, also those without boxes), dead_letters/dead_letters-*.jsonl, summary.json.
-    Schemas: docs/prelabels.md.
+    Schemas: docs/prelabels.md. With --format openlabel|kitti (repeatable), each log's
+    pre-labels are also exported as OUT/<log>/openlabel.json (ASAM OpenLABEL 1.0) or the
+    KITTI object split OUT/<log>/kitti/ (velodyne, image_2, calib, label_2 with scores);
+    the frames are read again one at a time. Formats: docs/datasets.md.
 
     Examples:
       avp prelabel out/sim/synthetic_s3.mcap --out out/prelabels
       avp prelabel ../shared/data/kitti/training --out out/kitti_prelabels --no-refine
       avp prelabel 'drives/*.mcap' --out out/prelabels --workers 2 --batch-size 4
       avp prelabel drive.mcap --out out/p --weights my_weights.pt --device cuda
+      avp prelabel drive.mcap --out out/p --format openlabel --format kitti
     """
 
     name = "prelabel"
@@ -39,6 +43,13 @@ class PrelabelCommand(Command):
         parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
         parser.add_argument("--batch-size", type=int, default=4, help="frames per forward pass at most (default 4)")
         parser.add_argument("--no-refine", action="store_true", help="write the raw per-frame detections (no tracking)")
+        parser.add_argument(
+            "--format",
+            action="append",
+            default=[],
+            choices=["openlabel", "kitti"],
+            help="also export each log's pre-labels: OUT/<log>/openlabel.json or OUT/<log>/kitti/ (repeatable)",
+        )
         parser.add_argument("--workers", type=int, default=1, metavar="N", help="DirectRunner worker processes (default 1: in-process)")
         parser.add_argument("--runner", default=None, help="Beam runner (default: DirectRunner in this process)")
         parser.add_argument("--reader", default=None, help="force a reader by name")
@@ -55,6 +66,7 @@ class PrelabelCommand(Command):
             raise ConfigError(f"--workers: expected a positive number of worker processes, got {args.workers}")
         argv = [f"--out={args.out}", f"--batch_size={args.batch_size}"] + [f"--logs={log}" for log in args.logs]
         argv += [f"--reader_option={item}" for item in args.reader_option]
+        argv += [f"--export_prelabels={fmt}" for fmt in args.format]
         for flag, value in (("--weights", args.weights), ("--device", args.device), ("--reader", args.reader)):
             if value:
                 argv.append(f"{flag}={value}")
@@ -75,4 +87,9 @@ class PrelabelCommand(Command):
                 f"{summary.boxes} boxes, {summary.frames_dead_lettered} frames and {summary.logs_dead_lettered} logs "
                 f"dead-lettered, {summary.elapsed_s:.1f} s -> {summary.out}"
             )
+            if summary.export_formats:
+                print(
+                    f"exported {summary.exports_written} log pre-label file(s) as {', '.join(summary.export_formats)}"
+                    + (f"; {summary.exports_dead_lettered} export(s) dead-lettered" if summary.exports_dead_lettered else "")
+                )
         return 0

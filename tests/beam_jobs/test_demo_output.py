@@ -1,5 +1,5 @@
-"""``avp demo`` output handling and summary numbers, without running the whole demo
-(tests/beam_jobs/test_demo.py runs it end to end), and ``avp --version``."""
+"""``avp demo`` / ``avp run`` output handling and summary numbers, without running the whole
+job (tests/beam_jobs/test_run.py runs it end to end), and ``avp --version``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from av_pipeline import __version__
 from av_pipeline.cli import main
 from av_pipeline.errors import ConfigError
 from av_pipeline.frame_products import summarize_rows
-from beam_jobs.demo import DEMO_OUTPUTS, prepare_demo_output
+from beam_jobs.run import RUN_OUTPUTS
+from beam_jobs.common import prepare_output_dir
 
 
 def _earlier_run(out: Path) -> None:
@@ -35,19 +36,20 @@ def test_demo_refuses_an_earlier_run_without_overwrite(tmp_path: Path, capsys: p
     _earlier_run(tmp_path)
     assert main(["demo", "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert "--overwrite" in err and "earlier demo run" in err and "summary.json" in err
+    assert "--overwrite" in err and "earlier run" in err
     assert (tmp_path / "figures" / "camera_old_camera.png").is_file() and (tmp_path / "summary.json").read_text() == "{}"
 
 
-def test_overwrite_removes_only_the_demo_outputs(tmp_path: Path) -> None:
+def test_overwrite_removes_only_the_job_outputs(tmp_path: Path) -> None:
     _earlier_run(tmp_path)
-    with pytest.raises(ConfigError, match=r"already holds an earlier demo run \(ingest, frames.jsonl, figures, summary.json\)"):
-        prepare_demo_output(tmp_path, overwrite=False)
-    prepare_demo_output(tmp_path, overwrite=True)
-    assert not any((tmp_path / name).exists() for name in DEMO_OUTPUTS)
+    with pytest.raises(ConfigError, match=r"already holds results of an earlier run"):
+        prepare_output_dir(str(tmp_path), RUN_OUTPUTS, overwrite=False)
+    prepare_output_dir(str(tmp_path), RUN_OUTPUTS, overwrite=True)
+    assert not (tmp_path / "summary.json").exists() and not any((tmp_path / "figures").iterdir())
+    assert not any((tmp_path / "ingest" / "index").iterdir())
     assert (tmp_path / "notes.txt").read_text() == "mine"
-    prepare_demo_output(tmp_path, overwrite=False)  # nothing left to refuse
-    prepare_demo_output(tmp_path / "new", overwrite=False)  # a folder that does not exist yet
+    prepare_output_dir(str(tmp_path), RUN_OUTPUTS, overwrite=False)  # nothing left to refuse
+    prepare_output_dir(str(tmp_path / "new"), RUN_OUTPUTS, overwrite=False)  # a folder that does not exist yet
 
 
 def _row(points: int, painted: int, voxels: int, cameras: dict[str, int], skew: float | None, deskewed: bool = True) -> dict:

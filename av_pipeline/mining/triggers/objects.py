@@ -217,7 +217,11 @@ def localization_disagreement(log: MiningLog, params: LocalizationParams) -> lis
 class SizeParams:
     """Parameters of ``size_disagreement``."""
 
-    min_scale_error: float = param(0.4, "1 - IoU of the aligned boxes that fires (0.4: about 1.4x or 0.7x in volume)", minimum=0.0, maximum=1.0)
+    min_scale_error: float = param(0.5, "1 - IoU of the aligned boxes that fires (0.5: 2x or 0.5x in volume)", minimum=0.0, maximum=1.0)
+    min_size_difference_m: float = param(
+        0.5, "and the largest difference of length, width or height must reach this (metres): small objects such as "
+        "pedestrians reach a large scale error with a few centimetres", minimum=0.0,
+    )  # fmt: skip
     min_shadow_score: float = param(0.5, "smallest shadow score of the pair", minimum=0.0, maximum=1.0)
     min_frames: int = param(2, "the disagreement must last this many adjacent frames", minimum=1)
     max_range_m: float = param(60.0, "ignore objects further than this (metres)", minimum=0.0)
@@ -226,7 +230,8 @@ class SizeParams:
 
 @trigger("size_disagreement", SizeParams, needs=("shadow", "onboard"), family="shadow vs onboard")
 def size_disagreement(log: MiningLog, params: SizeParams) -> list[Event]:
-    """A matched pair whose sizes disagree: scale error (``1 - IoU`` aligned) of at least ``min_scale_error``.
+    """A matched pair whose sizes disagree: scale error (``1 - IoU`` aligned) of at least
+    ``min_scale_error`` and a length, width or height that differs by ``min_size_difference_m``.
 
     Score: mean ``scale error / (2 * min_scale_error)`` (capped at 1) times the shadow score,
     times the run length over 4 frames.
@@ -241,8 +246,13 @@ def size_disagreement(log: MiningLog, params: SizeParams) -> list[Event]:
             f"(scale error {value:.2f}, shadow score {sh.score:.2f})"
         )
 
+    def value(p: int, pair: int) -> float:
+        m = log.match(p)
+        difference = np.abs(log.shadow(p).sizes_m[m.shadow_index[pair]] - log.onboard(p).sizes_m[m.onboard_index[pair]]).max()
+        return float(m.scale_error[pair]) if difference >= params.min_size_difference_m else 0.0
+
     return _pair_error_events(
-        log, "size_disagreement", params, lambda p, pair: float(log.match(p).scale_error[pair]),
+        log, "size_disagreement", params, value,
         lambda p, pair: params.min_scale_error, describe, "scale_error",
     )  # fmt: skip
 

@@ -1,0 +1,80 @@
+"""``avp run`` (and ``avp demo``): the main job, one Beam pipeline from logs to datasets and report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from av_pipeline.cli import Command
+
+
+class RunCommand(Command):
+    """Run the whole pipeline on drive logs (default: the bundled synthetic log) as one Beam job.
+
+    ingest (frame index + dead letters) -> fusion and voxels -> pre-labels (the shipped
+    detector through RunInference, refined over each log) -> shadow-mode mining with the
+    campaign -> edge-case datasets (OpenLABEL, KITTI, Foxglove MCAP per case + manifest) ->
+    the mining report (report/index.html, with the calibration drift check per camera and
+    pictures of one frame per log). Failures of any stage are dead letters; frames in =
+    frames mined + dead-lettered is checked at the end. Progress lines while it runs.
+
+    Outputs in --out: ingest/index/, frames.jsonl, prelabels/, cases.*, events.parquet,
+    mining.json, datasets/, figures/, calibration/, dead_letters/, report/, summary.json
+    (docs/running.md). An --out holding an earlier run is refused without --overwrite.
+
+    Examples:
+      avp run --out out/demo
+      avp run drives/*.mcap --campaign vru --out out/vru --workers 2
+      avp run drive.mcap --out out/run --formats openlabel,kitti --top 50
+      avp run 'gs://bucket/logs/*.mcap' --out gs://bucket/out --runner DataflowRunner ...
+    """
+
+    name = "run"
+    default_out = None
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("logs", nargs="*", metavar="LOG", help="log files, directories or globs (default: the bundled synthetic log)")
+        if cls.default_out:
+            parser.add_argument("--out", default=cls.default_out, metavar="DIR", help=f"output directory (default {cls.default_out})")
+        else:
+            parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+        parser.add_argument("--campaign", default="default", help="campaign YAML file, or a shipped campaign: default, vru, active_learning")
+        parser.add_argument("--formats", default="openlabel,kitti,mcap", help="dataset formats per case, comma-separated (default all three)")
+        parser.add_argument("--top", type=int, default=20, metavar="N", help="cases with pictures in the report (default 20)")
+        parser.add_argument("--weights", default=None, help="shadow model weights (default: the shipped cpu_small)")
+        parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+        parser.add_argument("--batch-size", type=int, default=4, help="frames per forward pass at most (default 4)")
+        parser.add_argument("--workers", type=int, default=1, metavar="N", help="local worker processes (default 1: in this process)")
+        parser.add_argument("--runner", default=None, help="Beam runner (default: the local runner in this process)")
+        parser.add_argument("--reader", default=None, help="force a reader by name")
+        parser.add_argument("--reader-option", action="append", default=[], metavar="KEY=VALUE", help="reader option, repeatable")
+        parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+        parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    @classmethod
+    def run(cls, args: argparse.Namespace) -> int:
+        from av_pipeline.errors import ConfigError
+        from beam_jobs.run import print_summary
+        from beam_jobs.run import run as run_job
+
+        if args.workers < 1:
+            raise ConfigError(f"--workers: expected a positive number of worker processes, got {args.workers}")
+        argv = [f"--out={args.out}", f"--batch_size={args.batch_size}", f"--campaign={args.campaign}", f"--export_formats={args.formats}",
+                f"--report_top_cases={args.top}"] + [f"--logs={log}" for log in args.logs]  # fmt: skip
+        argv += [f"--reader_option={item}" for item in args.reader_option]
+        for flag, value in (("--weights", args.weights), ("--device", args.device), ("--reader", args.reader)):
+            if value:
+                argv.append(f"{flag}={value}")
+        if args.overwrite:
+            argv.append("--overwrite")
+        if args.workers > 1:
+            argv += ["--runner=DirectRunner", "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
+        elif args.runner:
+            argv.append(f"--runner={args.runner}")
+        summary = run_job(argv)
+        if args.json:
+            print(json.dumps(summary.to_json(), indent=2, sort_keys=True))
+        else:
+            print_summary(summary)
+        return 0
