@@ -56,20 +56,43 @@ def _covered(box: np.ndarray, others: np.ndarray, samples: int = 6) -> float:
     return float(inside.mean())
 
 
+def _assigned_iou(boxes_px: np.ndarray, projected_px: np.ndarray, visible: np.ndarray) -> np.ndarray:
+    """``(N,)`` IoU of each 2D box with the projected cuboid assigned to it one to one
+    (Hungarian on IoU; 0 when none): a cuboid explains one camera box, so a car hidden behind
+    another is not explained by the projection of the one in front."""
+    from scipy.optimize import linear_sum_assignment
+
+    iou = box_iou_2d(boxes_px, projected_px)
+    iou[:, ~np.asarray(visible, dtype=bool)] = 0.0
+    rows, cols = linear_sum_assignment(-iou)
+    out = np.zeros(len(boxes_px))
+    out[rows] = iou[rows, cols]
+    return out
+
+
 @dataclass(frozen=True)
 class CameraOnlyParams:
     """Parameters of ``camera_without_3d``."""
 
     min_iou: float = param(0.3, "a 2D box with a projected cuboid at this IoU or more has its 3D partner", minimum=0.0, maximum=1.0)
     min_score: float = param(0.3, "ignore 2D boxes scored below this", minimum=0.0, maximum=1.0)
-    min_height_px: float = param(15.0, "ignore 2D boxes smaller than this (pixels)", minimum=0.0)
+    min_height_px: float = param(10.0, "ignore 2D boxes smaller than this (pixels)", minimum=0.0)
     min_frames: int = param(2, "the 2D box must lack a cuboid this many adjacent frames", minimum=1)
+    max_range_m: float = param(
+        50.0, "ignore boxes of objects further than this, estimated from the box height, the camera's focal length and the "
+        "class's typical height (TYPICAL_HEIGHT_M): a LiDAR stack need not report them in 3D", minimum=0.0,
+    )  # fmt: skip
     classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
+
+
+#: Typical object heights (metres) for the range a 2D box's height implies (range = fy * H / h).
+TYPICAL_HEIGHT_M = {"car": 1.55, "van": 2.0, "truck": 3.0, "pedestrian": 1.7, "cyclist": 1.7}
 
 
 @trigger("camera_without_3d", CameraOnlyParams, needs=("onboard", "camera_boxes", "rig"), family="camera vs LiDAR")
 def camera_without_3d(log: MiningLog, params: CameraOnlyParams) -> list[Event]:
-    """An onboard 2D camera box that no projected onboard cuboid explains.
+    """An onboard 2D camera box that no projected onboard cuboid explains (cuboids and boxes are
+    paired one to one by IoU, so each cuboid explains at most one box).
 
     Boxes are followed over frames by their track id (per camera; untracked boxes fire per
     frame). Score: mean 2D score times the run length over 4 frames.
@@ -82,9 +105,12 @@ def camera_without_3d(log: MiningLog, params: CameraOnlyParams) -> list[Event]:
             if not len(boxes) or camera not in log.rig.camera_names:
                 continue
             projected = _projections(log, p, camera)
-            best = box_iou_2d(boxes.boxes_px, projected.box2d_px).max(axis=1) if len(projected) else np.zeros(len(boxes))
+            best = _assigned_iou(boxes.boxes_px, projected.box2d_px, projected.visible) if len(projected) else np.zeros(len(boxes))
             height = boxes.boxes_px[:, 3] - boxes.boxes_px[:, 1]
-            for k in np.flatnonzero((best < params.min_iou) & (boxes.scores >= params.min_score) & (height >= params.min_height_px)):
+            typical = np.array([TYPICAL_HEIGHT_M.get(str(label), 1.7) for label in boxes.labels])
+            estimated_range = log.rig.cameras[camera].model.fy_px * typical / np.maximum(height, 1e-6)
+            keep = (best < params.min_iou) & (boxes.scores >= params.min_score) & (height >= params.min_height_px) & (estimated_range <= params.max_range_m)
+            for k in np.flatnonzero(keep):
                 if boxes.labels[k] in params.classes:
                     track = int(boxes.track_ids[k]) if boxes.track_ids[k] >= 0 else -(10**9) - p * 1000 - int(k)
                     hits.setdefault((camera, track), {})[p] = (int(k), float(best[k]))
