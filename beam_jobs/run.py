@@ -171,8 +171,9 @@ class _FinalizeFn(beam.DoFn):
             figure_paths = tuple(Path(p) for p in summary["figures"])
             section = CalibrationSection(tuple(verdicts_from_drift_checks(checks, pan_deg=DRIFT_PAN_DEG)), figure_paths, DRIFT_CONTROL_NOTE)
             log_uris = {log_id: context.log_uri for log_id, context in contexts.items()}
+            PROGRESS_LOGGER.info("report: writing %s", FileSystems.join(out, REPORT_DIR, "index.html"))
             build_report(out, FileSystems.join(out, REPORT_DIR), log_uris=log_uris, exported=links, calibration=section,
-                         top_cases=self._top_cases, overwrite=True)  # fmt: skip
+                         top_cases=self._top_cases, overwrite=True, progress=lambda line: PROGRESS_LOGGER.info("report: %s", line))  # fmt: skip
         yield summary
 
 
@@ -202,7 +203,7 @@ def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions, runner: st
     out = opts.out
     expand = ExpandLogs(options.view_as(IngestOptions).logs)
     listed = pipeline | "ExpandLogs" >> expand | "ListFrames" >> ListFrames(opts.reader, reader_options, modules, opts.progress_interval_s)
-    ingested = listed["refs"] | "Ingest" >> beam.ParDo(IngestFn(reader_options, modules)).with_outputs(DEAD_LETTER_TAG, main="frames")
+    ingested = listed["refs"] | "Ingest" >> beam.ParDo(IngestFn(reader_options, modules, opts.progress_interval_s)).with_outputs(DEAD_LETTER_TAG, main="frames")
     _ = ingested.frames | "IndexRows" >> beam.Map(lambda kv: kv[1]) | "WriteIndex" >> WriteIndex(FileSystems.join(out, "ingest"))
     contexts = (
         ingested.frames
@@ -214,7 +215,7 @@ def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions, runner: st
     fused = (
         ingested.frames
         | "Refs" >> beam.Map(lambda kv: kv[0])
-        | "FuseAndVoxelize" >> beam.ParDo(FuseFn(out, reader_options, modules), contexts=context_side).with_outputs(
+        | "FuseAndVoxelize" >> beam.ParDo(FuseFn(out, reader_options, modules, opts.progress_interval_s), contexts=context_side).with_outputs(
             DEAD_LETTER_TAG, PRODUCTS_TAG, DRIFT_TAG, FIGURES_TAG, main="points"
         )
     )

@@ -19,7 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from av_pipeline.records import FrameRef
-from beam_jobs.common import DEAD_LETTER_TAG, ReaderCache, dead_letter
+from beam_jobs.common import DEAD_LETTER_TAG, ProgressLog, ReaderCache, dead_letter
 
 METRICS_NAMESPACE = "avp.run"
 #: Tagged outputs of :class:`FuseFn`.
@@ -46,13 +46,19 @@ def frame_dead_letter(stage: str, error: BaseException, ref: FrameRef) -> dict[s
 class IngestFn(ReaderCache, beam.DoFn):
     """FrameRef -> ``(ref, frame-index row)``: load and validate (the ingest job's rules)."""
 
-    def __init__(self, reader_options: Mapping[str, Any], reader_modules: Sequence[str]) -> None:
+    def __init__(self, reader_options: Mapping[str, Any], reader_modules: Sequence[str], progress_interval_s: float = 10.0) -> None:
         ReaderCache.__init__(self, reader_options, reader_modules)
+        self._progress_interval_s = progress_interval_s
         self.frames_indexed = Metrics.counter(METRICS_NAMESPACE, "frames_indexed")
+
+    def setup(self) -> None:
+        ReaderCache.setup(self)
+        self._progress = ProgressLog("Ingest", "frames", self._progress_interval_s)
 
     def process(self, ref: FrameRef) -> Iterator[Any]:
         from av_pipeline.ingest import frame_index_row
 
+        self._progress.tick()
         try:
             frame = self.reader(ref).load_frame(ref)
         except Exception as exc:  # noqa: BLE001 - one bad frame never stops the job
@@ -182,15 +188,21 @@ class FuseFn(ReaderCache, beam.DoFn):
     Side input ``contexts``: ``log_id`` -> :class:`LogContext`.
     """
 
-    def __init__(self, out: str, reader_options: Mapping[str, Any], reader_modules: Sequence[str]) -> None:
+    def __init__(self, out: str, reader_options: Mapping[str, Any], reader_modules: Sequence[str], progress_interval_s: float = 10.0) -> None:
         ReaderCache.__init__(self, reader_options, reader_modules)
         self._out = out
+        self._progress_interval_s = progress_interval_s
         self.frames_fused = Metrics.counter(METRICS_NAMESPACE, "frames_fused")
+
+    def setup(self) -> None:
+        ReaderCache.setup(self)
+        self._progress = ProgressLog("FuseAndVoxelize", "frames", self._progress_interval_s)
 
     def process(self, ref: FrameRef, contexts: Mapping[str, LogContext]) -> Iterator[Any]:
         from av_pipeline.detect.points import frame_points_ego
         from av_pipeline.frame_products import frame_products
 
+        self._progress.tick()
         context = contexts[ref.log_id]
         try:
             frame = self.reader(ref).load_frame(ref)
@@ -309,6 +321,9 @@ class ExportCaseFn(ReaderCache, beam.DoFn):
             yield beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, dead_letter("export", exc, log_uri=uri, log_id=case.log_id, frame_index=None, timestamp_ns=None))
             return
         self.exported.inc()
+        from beam_jobs.common import PROGRESS_LOGGER
+
+        PROGRESS_LOGGER.info("export: case %s (%d frames) -> %s", case.case_id, len(exported.frame_indices), ", ".join(sorted(exported.paths)))
         yield exported
 
 

@@ -49,6 +49,7 @@ class RunCommand(Command):
         parser.add_argument("--runner", default=None, help="Beam runner (default: the local runner in this process)")
         parser.add_argument("--reader", default=None, help="force a reader by name")
         parser.add_argument("--reader-option", action="append", default=[], metavar="KEY=VALUE", help="reader option, repeatable")
+        parser.add_argument("--progress-interval", type=float, default=5.0, metavar="S", help="seconds between progress lines (default 5)")
         parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -61,7 +62,7 @@ class RunCommand(Command):
         if args.workers < 1:
             raise ConfigError(f"--workers: expected a positive number of worker processes, got {args.workers}")
         argv = [f"--out={args.out}", f"--batch_size={args.batch_size}", f"--campaign={args.campaign}", f"--export_formats={args.formats}",
-                f"--report_top_cases={args.top}"] + [f"--logs={log}" for log in args.logs]  # fmt: skip
+                f"--report_top_cases={args.top}", f"--progress_interval_s={args.progress_interval}"] + [f"--logs={log}" for log in args.logs]  # fmt: skip
         argv += [f"--reader_option={item}" for item in args.reader_option]
         for flag, value in (("--weights", args.weights), ("--device", args.device), ("--reader", args.reader)):
             if value:
