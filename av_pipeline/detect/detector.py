@@ -27,6 +27,7 @@ from av_pipeline.detect.config import DetectorConfig
 from av_pipeline.detect.decode import decode_frame
 from av_pipeline.detect.model import CenterPointNet, HeadOutput
 from av_pipeline.detect.points import frame_points_ego
+from av_pipeline.detect.spconv_compat import single_thread_on_cpu
 from av_pipeline.detect.targets import VoxelInput, voxel_input
 from av_pipeline.errors import ShapeError
 from av_pipeline.records import Frame
@@ -180,7 +181,9 @@ class Detector:
                 [np.column_stack([np.full(len(inputs[i].coords_zyx), b, np.int32), inputs[i].coords_zyx]) for b, i in enumerate(busy)]
             )
             with torch.inference_mode():
-                bev = self.model.bev(self.model.sparse(features, torch.from_numpy(coords).to(self.device), len(busy)))
+                with single_thread_on_cpu(self.device):  # spconv's CPU kernels race with several torch threads (see spconv_compat)
+                    sparse = self.model.sparse(features, torch.from_numpy(coords).to(self.device), len(busy))
+                bev = self.model.bev(sparse)
                 _sync(self.device)
                 t2 = time.perf_counter()
                 outputs = [HeadOutput(*head(bev)) for head in self.model.heads]

@@ -121,3 +121,31 @@ def test_missing_corrupt_foreign_and_mismatched_weights_name_the_file(weights, t
     lonely.write_bytes(weights.read_bytes())
     with pytest.raises(CheckpointError, match=r"lonely\.json: the description of lonely\.pt is missing"):
         Detector.from_pretrained(lonely)
+
+
+def test_cpu_results_do_not_depend_on_threads_or_batches():
+    """spconv's CPU kernels race with two torch threads; the detector runs them on one."""
+    import numpy as np
+    import torch
+
+    from av_pipeline.detect import Detector
+    from av_pipeline.readers import open_log
+    from av_pipeline.synthetic import bundled_log
+    from av_pipeline.detect.points import frame_points_ego
+
+    with open_log(bundled_log().mcap) as reader:
+        refs = reader.list_frames()
+        clouds = [frame_points_ego(reader.load_frame(refs[i])) for i in range(2)]
+    detector = Detector.from_pretrained()
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        first, again = detector.detect_points(clouds[0]), detector.detect_points(clouds[0])
+        batched = detector.detect_points_batch(clouds)[0]
+        assert torch.get_num_threads() == 2  # restored after the sparse part
+    finally:
+        torch.set_num_threads(previous)
+    for other in (again, batched):
+        assert len(other) == len(first) > 10
+        np.testing.assert_array_equal(other.scores, first.scores)
+        np.testing.assert_array_equal(other.centers_m, first.centers_m)
