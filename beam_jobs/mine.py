@@ -167,26 +167,31 @@ class _MineLogFn(beam.DoFn):
         yield result
 
 
-class _WriteCasesFn(beam.DoFn):
-    """All logs' results -> the selected cases and the mining files."""
+class SelectCasesFn(beam.DoFn):
+    """All logs' :class:`~av_pipeline.mining.LogMining` -> each selected case, and (tagged
+    ``mining``) ``mining.json``'s content; writes the mining files into ``out``. Counts
+    selected cases as ``cases`` in ``namespace``."""
 
-    def __init__(self, out: str, campaign: str) -> None:
+    MINING_TAG = "mining"
+
+    def __init__(self, out: str, campaign: str, namespace: str = METRICS_NAMESPACE) -> None:
         self._out = out
         self._campaign_name = campaign
-        self.cases = Metrics.counter(METRICS_NAMESPACE, "cases")
+        self.cases = Metrics.counter(namespace, "cases")
 
-    def process(self, results: list[Any]) -> Iterator[int]:
+    def process(self, results: list[Any]) -> Iterator[Any]:
         from av_pipeline.mining import load_campaign, select
         from av_pipeline.mining.outputs import write_cases
 
         campaign = load_campaign(self._campaign_name)
         results = sorted(results, key=lambda r: r.log_id)
         cases = select(results, campaign)
-        frames = sum(r.frames for r in results)
-        write_cases(self._out, cases, campaign, {"frames_mined": frames, "logs": [r.log_id for r in results]})
-        write_json(FileSystems.join(self._out, MINING_FILE), mining_summary(results, cases, campaign))
+        write_cases(self._out, cases, campaign, {"frames_mined": sum(r.frames for r in results), "logs": [r.log_id for r in results]})
+        summary = mining_summary(results, cases, campaign)
+        write_json(FileSystems.join(self._out, MINING_FILE), summary)
         self.cases.inc(len(cases))
-        yield len(cases)
+        yield beam.pvalue.TaggedOutput(self.MINING_TAG, summary)
+        yield from cases
 
 
 def mining_summary(results: Sequence[Any], cases: Sequence[Any], campaign: Any) -> dict[str, Any]:
@@ -239,7 +244,9 @@ def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions) -> list[st
         | "GroupEvidence" >> beam.GroupByKey()
         | "MineLog" >> beam.ParDo(_MineLogFn(opts.campaign)).with_outputs(DEAD_LETTER_TAG, main="logs")
     )
-    _ = mined.logs | "AllLogs" >> beam.combiners.ToList() | "SelectCases" >> beam.ParDo(_WriteCasesFn(opts.out, opts.campaign))
+    _ = mined.logs | "AllLogs" >> beam.combiners.ToList() | "SelectCases" >> beam.ParDo(SelectCasesFn(opts.out, opts.campaign)).with_outputs(
+        SelectCasesFn.MINING_TAG, main="cases"
+    )
     dead = (listed[DEAD_LETTER_TAG], loaded[DEAD_LETTER_TAG], evidence[DEAD_LETTER_TAG], mined[DEAD_LETTER_TAG])
     _ = dead | "CollectDeadLetters" >> beam.Flatten() | "WriteDeadLetters" >> WriteDeadLetters(opts.out)
     return expand.uris

@@ -81,7 +81,6 @@ from beam_jobs.run_steps import (
     ExportCaseFn,
     FuseFn,
     IngestFn,
-    SelectCasesFn,
     drift_verdict,
     log_context,
     write_json_lines,
@@ -236,7 +235,7 @@ def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions, runner: st
     selected = (
         mined.logs
         | "AllLogs" >> beam.combiners.ToList()
-        | "SelectCases" >> beam.ParDo(SelectCasesFn(out, opts.campaign)).with_outputs(SelectCasesFn.MINING_TAG, main="cases")
+        | "SelectCases" >> beam.ParDo(mine_job.SelectCasesFn(out, opts.campaign, METRICS_NAMESPACE)).with_outputs(mine_job.SelectCasesFn.MINING_TAG, main="cases")
     )
     exported = (
         selected.cases
@@ -254,7 +253,7 @@ def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions, runner: st
             _FinalizeFn(out, opts.campaign, runner, run_opts.report_top_cases),
             listed=beam.pvalue.AsSingleton(listed_count),
             dead=beam.pvalue.AsList(all_dead),
-            mining=beam.pvalue.AsSingleton(selected[SelectCasesFn.MINING_TAG]),
+            mining=beam.pvalue.AsSingleton(selected[mine_job.SelectCasesFn.MINING_TAG]),
             products=beam.pvalue.AsList(fused[PRODUCTS_TAG]),
             drift=beam.pvalue.AsList(drift),
             figures=beam.pvalue.AsList(fused[FIGURES_TAG]),

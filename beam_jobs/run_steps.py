@@ -242,34 +242,6 @@ class FuseFn(ReaderCache, beam.DoFn):
         }  # fmt: skip
 
 
-class SelectCasesFn(beam.DoFn):
-    """All logs' :class:`~av_pipeline.mining.LogMining` -> each selected case, and (tagged
-    ``mining``) ``mining.json``'s content; writes the mining files into ``out``."""
-
-    MINING_TAG = "mining"
-
-    def __init__(self, out: str, campaign: str) -> None:
-        self._out = out
-        self._campaign_name = campaign
-        self.cases = Metrics.counter(METRICS_NAMESPACE, "cases")
-
-    def process(self, results: list[Any]) -> Iterator[Any]:
-        from av_pipeline.mining import load_campaign, select
-        from av_pipeline.mining.outputs import write_cases
-        from beam_jobs.common import write_json
-        from beam_jobs.mine import MINING_FILE, mining_summary
-
-        campaign = load_campaign(self._campaign_name)
-        results = sorted(results, key=lambda r: r.log_id)
-        cases = select(results, campaign)
-        write_cases(self._out, cases, campaign, {"frames_mined": sum(r.frames for r in results), "logs": [r.log_id for r in results]})
-        summary = mining_summary(results, cases, campaign)
-        write_json(FileSystems.join(self._out, MINING_FILE), summary)
-        self.cases.inc(len(cases))
-        yield beam.pvalue.TaggedOutput(self.MINING_TAG, summary)
-        yield from cases
-
-
 class ExportCaseFn(ReaderCache, beam.DoFn):
     """A selected case -> :class:`~av_pipeline.export.ExportedCase` (its frames re-read,
     the log's refined pre-labels as the shadow cuboids); a case that cannot be exported is
@@ -342,5 +314,5 @@ def write_json_lines(path: str, records: Iterable[Mapping[str, Any]]) -> None:
 
 __all__ = [
     "DRIFT_CHECK_FRAMES", "DRIFT_CONTROL_NOTE", "DRIFT_PAN_DEG", "ExportCaseFn", "FuseFn", "IngestFn", "LogContext", "METRICS_NAMESPACE",
-    "SelectCasesFn", "convert_rig", "drift_scores", "drift_verdict", "frame_dead_letter", "log_context", "write_json_lines",
+    "convert_rig", "drift_scores", "drift_verdict", "frame_dead_letter", "log_context", "write_json_lines",
 ]  # fmt: skip

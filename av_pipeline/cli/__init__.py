@@ -44,6 +44,32 @@ EXTRAS: dict[str, str] = {
 }
 
 
+def beam_job_argv(args: argparse.Namespace) -> list[str]:
+    """Beam job options shared by ``avp prelabel``, ``avp mine`` and ``avp run``, from their
+    common arguments: logs, out, batch size, reader options, weights, device, reader,
+    ``--overwrite``, and ``--workers N`` (local worker processes) or ``--runner``.
+
+    Raises:
+        ConfigError: ``--workers`` below 1.
+    """
+    from av_pipeline.errors import ConfigError
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers: expected a positive number of worker processes, got {args.workers}")
+    argv = [f"--out={args.out}", f"--batch_size={args.batch_size}"] + [f"--logs={log}" for log in args.logs]
+    argv += [f"--reader_option={item}" for item in args.reader_option]
+    for flag, value in (("--weights", args.weights), ("--device", args.device), ("--reader", args.reader)):
+        if value:
+            argv.append(f"{flag}={value}")
+    if args.overwrite:
+        argv.append("--overwrite")
+    if args.workers > 1:
+        argv += ["--runner=DirectRunner", "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
+    elif args.runner:
+        argv.append(f"--runner={args.runner}")
+    return argv
+
+
 class Command:
     """Base class: subclasses set ``name``, add arguments in ``add_arguments`` and act in ``run``."""
 

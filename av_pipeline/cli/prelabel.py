@@ -59,25 +59,12 @@ class PrelabelCommand(Command):
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
-        from av_pipeline.errors import ConfigError
+        from av_pipeline.cli import beam_job_argv
         from beam_jobs.prelabel import run as run_prelabel
 
-        if args.workers < 1:
-            raise ConfigError(f"--workers: expected a positive number of worker processes, got {args.workers}")
-        argv = [f"--out={args.out}", f"--batch_size={args.batch_size}"] + [f"--logs={log}" for log in args.logs]
-        argv += [f"--reader_option={item}" for item in args.reader_option]
-        argv += [f"--export_prelabels={fmt}" for fmt in args.format]
-        for flag, value in (("--weights", args.weights), ("--device", args.device), ("--reader", args.reader)):
-            if value:
-                argv.append(f"{flag}={value}")
+        argv = beam_job_argv(args) + [f"--export_prelabels={fmt}" for fmt in args.format]
         if args.no_refine:
             argv.append("--no_refine")
-        if args.overwrite:
-            argv.append("--overwrite")
-        if args.workers > 1:
-            argv += ["--runner=DirectRunner", "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
-        elif args.runner:
-            argv.append(f"--runner={args.runner}")
         summary = run_prelabel(argv)
         if args.json:
             print(json.dumps(summary.to_json(), indent=2, sort_keys=True))

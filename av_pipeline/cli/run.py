@@ -55,24 +55,12 @@ class RunCommand(Command):
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
-        from av_pipeline.errors import ConfigError
+        from av_pipeline.cli import beam_job_argv
         from beam_jobs.run import print_summary
         from beam_jobs.run import run as run_job
 
-        if args.workers < 1:
-            raise ConfigError(f"--workers: expected a positive number of worker processes, got {args.workers}")
-        argv = [f"--out={args.out}", f"--batch_size={args.batch_size}", f"--campaign={args.campaign}", f"--export_formats={args.formats}",
-                f"--report_top_cases={args.top}", f"--progress_interval_s={args.progress_interval}"] + [f"--logs={log}" for log in args.logs]  # fmt: skip
-        argv += [f"--reader_option={item}" for item in args.reader_option]
-        for flag, value in (("--weights", args.weights), ("--device", args.device), ("--reader", args.reader)):
-            if value:
-                argv.append(f"{flag}={value}")
-        if args.overwrite:
-            argv.append("--overwrite")
-        if args.workers > 1:
-            argv += ["--runner=DirectRunner", "--direct_running_mode=multi_processing", f"--direct_num_workers={args.workers}"]
-        elif args.runner:
-            argv.append(f"--runner={args.runner}")
+        argv = beam_job_argv(args) + [f"--campaign={args.campaign}", f"--export_formats={args.formats}",
+                                      f"--report_top_cases={args.top}", f"--progress_interval_s={args.progress_interval}"]  # fmt: skip
         summary = run_job(argv)
         if args.json:
             print(json.dumps(summary.to_json(), indent=2, sort_keys=True))
