@@ -12,11 +12,13 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import spconv.pytorch as spconv
 import torch
 from torch import nn
 
 from av_pipeline.detect.config import DetectorConfig
+from av_pipeline.detect.sparse_cpu import run_sparse_sequential, to_dense
 from av_pipeline.detect.spconv_compat import ensure_cpu_backward
 
 # spconv 2.3.8 indexes with a list in SparseConvTensor.dense(); torch warns on every call.
@@ -72,6 +74,21 @@ class SparseBackbone(nn.Module):
         for level in self.levels:
             x = level(x)
         dense = self.out(x).dense()  # (B, C, Z, H, W)
+        b, c, z, h, w = dense.shape
+        return dense.reshape(b, c * z, h, w)
+
+    def forward_cpu(self, voxel_features: torch.Tensor, coords_bzyx: np.ndarray, batch_size: int) -> torch.Tensor:
+        """:meth:`forward` for CPU inference without spconv's racing CPU kernels.
+
+        Same weights and arithmetic (:mod:`av_pipeline.detect.sparse_cpu`), reproducible with
+        any number of torch threads; ``coords_bzyx`` is a numpy ``(M, 4)`` int32 array.
+        """
+        cache: dict = {}
+        features, coords, shape = voxel_features, coords_bzyx, self.spatial_shape_zyx
+        for level in self.levels:
+            features, coords, shape = run_sparse_sequential(list(level), features, coords, shape, cache)
+        features, coords, shape = run_sparse_sequential([self.out], features, coords, shape, cache)
+        dense = to_dense(features, coords, shape, batch_size)
         b, c, z, h, w = dense.shape
         return dense.reshape(b, c * z, h, w)
 

@@ -124,7 +124,7 @@ def test_missing_corrupt_foreign_and_mismatched_weights_name_the_file(weights, t
 
 
 def test_cpu_results_do_not_depend_on_threads_or_batches():
-    """spconv's CPU kernels race with two torch threads; the detector runs them on one."""
+    """spconv's CPU kernels race with two torch threads; the detector's own CPU path does not."""
     import numpy as np
     import torch
 
@@ -142,7 +142,7 @@ def test_cpu_results_do_not_depend_on_threads_or_batches():
         torch.set_num_threads(2)
         first, again = detector.detect_points(clouds[0]), detector.detect_points(clouds[0])
         batched = detector.detect_points_batch(clouds)[0]
-        assert torch.get_num_threads() == 2  # restored after the sparse part
+        assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(previous)
     for other in (again, batched):
