@@ -431,6 +431,29 @@ def read_json_lines(pattern: str) -> list[dict[str, Any]]:
 
 
 def write_json(path: str, payload: Mapping[str, Any]) -> None:
-    """Write one JSON document to ``path`` (any Beam filesystem)."""
-    with FileSystems.create(path) as handle:
-        handle.write(json.dumps(payload, indent=2, sort_keys=True).encode("utf-8"))
+    """Write one JSON document to ``path`` (any Beam filesystem; atomically on local paths)."""
+    write_bytes_atomic(path, json.dumps(payload, indent=2, sort_keys=True).encode("utf-8"))
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that no reader ever sees a partial file.
+
+    Local paths: written under a temporary name in the same folder (created when missing),
+    then renamed over ``path`` (``os.replace``: atomic on POSIX), so a crash leaves either
+    the old file or the new one. Other Beam filesystems (``gs://``, ``s3://``): one
+    ``FileSystems.create``; object stores publish an object only when it is closed.
+    """
+    if "://" in path:
+        with FileSystems.create(path) as handle:
+            handle.write(data)
+        return
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

@@ -44,7 +44,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence, Tuple
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -52,7 +52,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from av_pipeline.errors import AVPipelineError, ConfigError
-from av_pipeline.ingest import import_reader_modules, parse_reader_options
+from av_pipeline.ingest import expand_log_patterns, import_reader_modules, parse_reader_options
 from beam_jobs import mine as mine_job
 from beam_jobs.common import (
     DEAD_LETTER_TAG,
@@ -69,27 +69,26 @@ from beam_jobs.common import (
     write_json,
 )
 from beam_jobs.ingest import METRICS_NAMESPACE as INGEST_NAMESPACE
-from beam_jobs.ingest import ExpandLogs, IngestOptions, ListFrames, WriteIndex
+from beam_jobs.ingest import ExpandLogs, IngestOptions, ListFrames
 from beam_jobs.prelabel import PRELABEL_DIR, DetectorModelHandler, PrelabelOptions
 from beam_jobs.run_steps import (
-    DRIFT_CONTROL_NOTE,
-    DRIFT_PAN_DEG,
+    DATASETS_DIR,
+    DEAD_LETTERS_FILE,
     DRIFT_TAG,
     FIGURES_TAG,
     METRICS_NAMESPACE,
     PRODUCTS_TAG,
+    REPORT_DIR,
+    SUMMARY_FILE,
     ExportCaseFn,
+    FinalizeFn,
     FuseFn,
     IngestFn,
     drift_verdict,
     log_context,
-    write_json_lines,
 )
+from beam_jobs.run_resume import RESUMED_TAGS, checkpoint_record, resumed_outputs, write_checkpoint, write_log_index
 
-SUMMARY_FILE = "summary.json"
-DATASETS_DIR = "datasets"
-REPORT_DIR = "report"
-DEAD_LETTERS_FILE = "dead_letters/dead_letters.jsonl"
 #: Everything the job writes in ``--out`` (replaced as a whole with ``--overwrite``).
 RUN_OUTPUTS = (
     "ingest/index/*", "frames.jsonl", f"{PRELABEL_DIR}/*/*", "cases.parquet", "events.parquet", "cases.json", "campaign.json",
@@ -108,6 +107,10 @@ class RunOptions(PipelineOptions):
             "--export_formats", default="openlabel,kitti,mcap", help="formats of each case's dataset, comma-separated (default: openlabel,kitti,mcap)"
         )
         parser.add_argument("--report_top_cases", type=int, default=20, help="cases with pictures in the report (default 20)")
+        parser.add_argument(
+            "--resume", action="store_true", default=False,
+            help="keep the checkpointed logs of an earlier run in --out (outputs complete: checkpoints/<log>.json) and redo the rest",
+        )  # fmt: skip
 
 
 def _formats(text: str) -> list[str]:
@@ -120,64 +123,33 @@ def _formats(text: str) -> list[str]:
     return formats
 
 
-class _FinalizeFn(beam.DoFn):
-    """Last step: the exported cases -> manifest, dead letters, ``summary.json``, the report.
+@dataclass(frozen=True)
+class RunConfig:
+    """The main job's checked options (what the Beam pipeline and the Spark driver both need)."""
 
-    Side inputs carry everything counted inside the pipeline, so the summary and the report
-    are written by the pipeline itself (on any runner), after every other output exists.
-    """
+    out: str
+    campaign: str
+    formats: tuple[str, ...]
+    reader: str | None
+    reader_options: Mapping[str, Any]
+    reader_modules: tuple[str, ...]
+    weights: str | None
+    device: str | None
+    batch_size: int
+    top_cases: int
+    progress_interval_s: float
+    overwrite: bool
+    resume: bool
+    logs: tuple[str, ...]
 
-    def __init__(self, out: str, campaign: str, runner: str, top_cases: int) -> None:
-        self._out, self._campaign, self._runner, self._top_cases = out, campaign, runner, top_cases
-
-    def process(
-        self, exported: list[Any], *, listed: int, dead: list[dict], mining: dict, products: list[dict], drift: list[dict],
-        figures: list[dict], contexts: Mapping[str, Any],
-    ) -> Any:  # fmt: skip
-        from av_pipeline.export import write_manifest
-        from av_pipeline.frame_products import summarize_rows
-        from av_pipeline.report import CalibrationSection, build_report, verdicts_from_drift_checks
-
-        out = self._out
-        dead = sorted(dead, key=lambda d: (str(d.get("log_uri")), d.get("frame_index") is None, d.get("frame_index") or 0, str(d.get("stage"))))
-        write_json_lines(FileSystems.join(out, DEAD_LETTERS_FILE), dead)
-        write_json_lines(FileSystems.join(out, "frames.jsonl"), sorted(products, key=lambda r: (r["log_id"], r["timestamp_ns"])))
-        datasets = FileSystems.join(out, DATASETS_DIR)
-        exported = sorted(exported, key=lambda c: (c.rank, c.case_id))
-        write_manifest(exported, datasets)
-        frame_dead = [d for d in dead if d.get("frame_index") is not None]
-        by_stage: dict[str, int] = {}
-        for d in dead:
-            by_stage[str(d.get("stage"))] = by_stage.get(str(d.get("stage")), 0) + 1
-        several_logs = len({d["log_id"] for d in drift}) > 1
-        checks = {(f"{d['log_id']}/{d['camera']}" if several_logs else d["camera"]): d for d in sorted(drift, key=lambda d: (d["log_id"], d["camera"]))}
-        summary = {
-            "runner": self._runner, "campaign": self._campaign, "out": out,
-            "logs": sorted(contexts), "frames_listed": int(listed), "frames_indexed": sum(c.frames for c in contexts.values()),
-            "frames_fused": len(products), "frames_mined": int(mining.get("frames_mined", 0)),
-            "frames_dead_lettered": len(frame_dead), "logs_dead_lettered": sum(1 for d in dead if d.get("frame_index") is None and d.get("stage") != "export"),
-            "cases_dead_lettered": by_stage.get("export", 0), "dead_letters_by_stage": dict(sorted(by_stage.items())),
-            "events": int(mining.get("events", 0)), "cases": int(mining.get("cases", 0)), "cases_exported": len(exported),
-            "key_frames": int(mining.get("key_frames", 0)), "key_frame_budget": mining.get("key_frame_budget"),
-            **({"fusion": summarize_rows(products)["fusion"], "voxels": summarize_rows(products)["voxels"]} if products else {}),
-            "calibration_drift_check": checks, "calibration_drift_check_note": DRIFT_CONTROL_NOTE,
-            "figures": sorted(p for f in figures for p in f["figures"]),
-            "figure_errors": [f"{f['log_id']}: {f['error']}" for f in figures if f.get("error")],
-        }  # fmt: skip
-        write_json(FileSystems.join(out, SUMMARY_FILE), summary)
-        if "://" not in out:  # the report is a local folder of files a browser opens
-            links = {c.case_id: {fmt: f"../{DATASETS_DIR}/{path}" for fmt, path in c.paths.items()} for c in exported}
-            figure_paths = tuple(Path(p) for p in summary["figures"])
-            section = CalibrationSection(tuple(verdicts_from_drift_checks(checks, pan_deg=DRIFT_PAN_DEG)), figure_paths, DRIFT_CONTROL_NOTE)
-            log_uris = {log_id: context.log_uri for log_id, context in contexts.items()}
-            PROGRESS_LOGGER.info("report: writing %s", FileSystems.join(out, REPORT_DIR, "index.html"))
-            build_report(out, FileSystems.join(out, REPORT_DIR), log_uris=log_uris, exported=links, calibration=section,
-                         top_cases=self._top_cases, overwrite=True, progress=lambda line: PROGRESS_LOGGER.info("report: %s", line))  # fmt: skip
-        yield summary
+    @property
+    def model_name(self) -> str:
+        """The shadow model's name in the pre-label files."""
+        return self.weights or "cpu_small"
 
 
-def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions, runner: str = "") -> list[str]:
-    """Add the main job's steps to ``pipeline``; return the expanded log uris.
+def resolve_config(options: PipelineOptions) -> RunConfig:
+    """Check the main job's options; import the reader modules.
 
     Raises:
         ConfigError: bad ``--out``, ``--batch_size``, ``--campaign``, ``--export_formats``,
@@ -192,75 +164,171 @@ def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions, runner: st
         raise ConfigError(f"batch_size: expected a positive integer, got {model.batch_size}")
     if run_opts.report_top_cases < 0:
         raise ConfigError(f"report_top_cases: expected a number >= 0, got {run_opts.report_top_cases}")
+    if run_opts.resume and opts.overwrite:
+        raise ConfigError("resume: --resume keeps an earlier run's complete logs and --overwrite deletes them; pass one")
     formats = _formats(run_opts.export_formats)
     from av_pipeline.mining import load_campaign
 
     load_campaign(opts.campaign)  # refuse a bad campaign before anything runs
     reader_options = parse_reader_options(opts.reader_option)
-    modules = list(opts.reader_module)
-    import_reader_modules(modules)
-    out = opts.out
-    expand = ExpandLogs(options.view_as(IngestOptions).logs)
-    listed = pipeline | "ExpandLogs" >> expand | "ListFrames" >> ListFrames(opts.reader, reader_options, modules, opts.progress_interval_s)
-    ingested = listed["refs"] | "Ingest" >> beam.ParDo(IngestFn(reader_options, modules, opts.progress_interval_s)).with_outputs(DEAD_LETTER_TAG, main="frames")
-    _ = ingested.frames | "IndexRows" >> beam.Map(lambda kv: kv[1]) | "WriteIndex" >> WriteIndex(FileSystems.join(out, "ingest"))
-    contexts = (
+    import_reader_modules(list(opts.reader_module))
+    return RunConfig(
+        opts.out, opts.campaign, tuple(formats), opts.reader, reader_options, tuple(opts.reader_module), model.weights, model.device,
+        model.batch_size, run_opts.report_top_cases, opts.progress_interval_s, bool(opts.overwrite), bool(run_opts.resume),
+        tuple(options.view_as(IngestOptions).logs or ()),
+    )  # fmt: skip
+
+
+def _tag_by_log(element: Any, tag: str) -> tuple[str, tuple[str, Any]]:
+    """A per-log result -> ``(log_id, (tag, element))`` (what the checkpoint of its log gathers)."""
+    if tag == "context":
+        return element[0], (tag, element[1])
+    log_id = element.log_id if tag == "refs" else element["log_id"]
+    return str(log_id), (tag, element)
+
+
+def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions, runner: str = "", done: Mapping[str, Mapping[str, Any]] | None = None) -> list[str]:
+    """Add the main job's steps to ``pipeline``; return the expanded log uris.
+
+    Args:
+        done: checkpoints of complete logs (``--resume``; :func:`beam_jobs.run_resume.read_checkpoints`):
+            their frames are listed (and counted) again, but ingest, fusion, detection and
+            refinement are skipped: their results come from the checkpoint.
+
+    Every key that goes into a ``GroupByKey`` is a ``str`` or a tuple of them, declared so
+    (``StrUtf8Coder``: deterministic on every runner).
+
+    Raises:
+        ConfigError: see :func:`resolve_config`.
+    """
+    config = resolve_config(options)
+    done = dict(done or {})
+    out, reader_options, modules = config.out, config.reader_options, list(config.reader_modules)
+    keyed = Tuple[str, Any]
+    expand = ExpandLogs(list(config.logs))
+    listed = pipeline | "ExpandLogs" >> expand | "ListFrames" >> ListFrames(config.reader, reader_options, modules, config.progress_interval_s)
+    fresh_refs = listed["refs"] | "SkipCompleteLogs" >> beam.Filter(lambda ref, skip: ref.log_id not in skip, frozenset(done))
+    ingested = fresh_refs | "Ingest" >> beam.ParDo(IngestFn(reader_options, modules, config.progress_interval_s)).with_outputs(DEAD_LETTER_TAG, main="frames")
+    fresh_contexts = (
         ingested.frames
-        | "KeyIndexByLog" >> beam.Map(lambda kv: (kv[0].log_id, kv))
+        | "KeyIndexByLog" >> beam.Map(lambda kv: (kv[0].log_id, kv)).with_output_types(keyed)
         | "GroupIndex" >> beam.GroupByKey()
-        | "LogContexts" >> beam.Map(log_context)
+        | "LogContexts" >> beam.ParDo(LogContextFn(out))  # writes ingest/index/<log>.parquet
     )
+    resumed = (
+        pipeline
+        | "CompleteLogs" >> beam.Create(sorted(done.values(), key=lambda r: r["log_id"]))
+        | "ReadCheckpoints" >> beam.FlatMap(_tagged_resumed, out).with_outputs(*RESUMED_TAGS)
+    )
+    contexts = (fresh_contexts, resumed.context) | "AllContexts" >> beam.Flatten()
     context_side = beam.pvalue.AsDict(contexts)
     fused = (
         ingested.frames
         | "Refs" >> beam.Map(lambda kv: kv[0])
-        | "FuseAndVoxelize" >> beam.ParDo(FuseFn(out, reader_options, modules, opts.progress_interval_s), contexts=context_side).with_outputs(
-            DEAD_LETTER_TAG, PRODUCTS_TAG, DRIFT_TAG, FIGURES_TAG, main="points"
-        )
+        | "FuseAndVoxelize" >> beam.ParDo(FuseFn(out, reader_options, modules, config.progress_interval_s), contexts=beam.pvalue.AsDict(fresh_contexts))
+        .with_outputs(DEAD_LETTER_TAG, PRODUCTS_TAG, DRIFT_TAG, FIGURES_TAG, main="points")
+    )  # fmt: skip
+    fresh_drift = (
+        fused[DRIFT_TAG]
+        | "KeyDriftScores" >> beam.Map(lambda kv: kv).with_output_types(Tuple[Tuple[str, str], Any])
+        | "GroupDriftScores" >> beam.GroupByKey()
+        | "DriftVerdicts" >> beam.Map(drift_verdict)
     )
-    drift = fused[DRIFT_TAG] | "GroupDriftScores" >> beam.GroupByKey() | "DriftVerdicts" >> beam.Map(drift_verdict)
-    detected = fused.points | "Detect" >> RunInference(KeyedModelHandler(DetectorModelHandler(model.weights, model.device, model.batch_size)))
-    refined = (
+    detected = fused.points | "Detect" >> RunInference(KeyedModelHandler(DetectorModelHandler(config.weights, config.device, config.batch_size)))
+    fresh_refined = (
         detected
-        | "KeyDetectionsByLog" >> beam.Map(lambda kv: (kv[0][0].log_id, kv))
+        | "KeyDetectionsByLog" >> beam.Map(lambda kv: (kv[0][0].log_id, kv)).with_output_types(keyed)
         | "GroupDetections" >> beam.GroupByKey()
-        | "Refine" >> beam.ParDo(mine_job._RefineFn(out, model.weights or "cpu_small"))  # noqa: SLF001 - shared with the mining job
+        | "Refine" >> beam.ParDo(mine_job._RefineFn(out, config.model_name))  # noqa: SLF001 - shared with the mining job
     )
+    frame_dead = (ingested[DEAD_LETTER_TAG], fused[DEAD_LETTER_TAG]) | "FrameDeadLetters" >> beam.Flatten()
+    log_results = {
+        "context": fresh_contexts,
+        "refs": fresh_refined | "RefinedRefs" >> beam.Map(lambda kv: kv[0]),
+        "products": fused[PRODUCTS_TAG],
+        "drift": fresh_drift,
+        "figures": fused[FIGURES_TAG],
+        "dead_letters": frame_dead,
+    }
+    _ = (
+        [pcoll | f"Tag{tag.title().replace('_', '')}" >> beam.Map(_tag_by_log, tag).with_output_types(keyed) for tag, pcoll in log_results.items()]
+        | "AllLogResults" >> beam.Flatten()
+        | "GroupLogResults" >> beam.GroupByKey()
+        | "WriteCheckpoints" >> beam.ParDo(WriteCheckpointFn(out))
+    )
+    refined = (fresh_refined, resumed.refined) | "AllRefined" >> beam.Flatten()
     evidence = refined | "Evidence" >> beam.ParDo(mine_job._EvidenceFn(reader_options, modules)).with_outputs(DEAD_LETTER_TAG, main="frames")  # noqa: SLF001
     mined = (
         evidence.frames
+        | "KeyEvidence" >> beam.Map(lambda kv: kv).with_output_types(keyed)
         | "GroupEvidence" >> beam.GroupByKey()
-        | "MineLog" >> beam.ParDo(mine_job._MineLogFn(opts.campaign)).with_outputs(DEAD_LETTER_TAG, main="logs")  # noqa: SLF001
+        | "MineLog" >> beam.ParDo(mine_job._MineLogFn(config.campaign)).with_outputs(DEAD_LETTER_TAG, main="logs")  # noqa: SLF001
     )
     selected = (
         mined.logs
         | "AllLogs" >> beam.combiners.ToList()
-        | "SelectCases" >> beam.ParDo(mine_job.SelectCasesFn(out, opts.campaign, METRICS_NAMESPACE)).with_outputs(mine_job.SelectCasesFn.MINING_TAG, main="cases")
+        | "SelectCases" >> beam.ParDo(mine_job.SelectCasesFn(out, config.campaign, METRICS_NAMESPACE)).with_outputs(mine_job.SelectCasesFn.MINING_TAG, main="cases")
     )
     exported = (
         selected.cases
         | "SpreadCases" >> beam.Reshuffle()
-        | "ExportCases" >> beam.ParDo(ExportCaseFn(out, FileSystems.join(out, DATASETS_DIR), formats, reader_options, modules), contexts=context_side)
+        | "ExportCases" >> beam.ParDo(ExportCaseFn(out, FileSystems.join(out, DATASETS_DIR), config.formats, reader_options, modules), contexts=context_side)
         .with_outputs(DEAD_LETTER_TAG, main="cases")
     )  # fmt: skip
-    dead = (listed[DEAD_LETTER_TAG], ingested[DEAD_LETTER_TAG], fused[DEAD_LETTER_TAG], evidence[DEAD_LETTER_TAG], mined[DEAD_LETTER_TAG], exported[DEAD_LETTER_TAG])
+    dead = (listed[DEAD_LETTER_TAG], frame_dead, resumed.dead_letters, evidence[DEAD_LETTER_TAG], mined[DEAD_LETTER_TAG], exported[DEAD_LETTER_TAG])
     all_dead = dead | "CollectDeadLetters" >> beam.Flatten()
     listed_count = listed["refs"] | "CountListed" >> beam.combiners.Count.Globally()
     _ = (
         exported.cases
         | "AllExported" >> beam.combiners.ToList()
         | "Finalize" >> beam.ParDo(
-            _FinalizeFn(out, opts.campaign, runner, run_opts.report_top_cases),
+            FinalizeFn(out, config.campaign, runner, config.top_cases),
             listed=beam.pvalue.AsSingleton(listed_count),
             dead=beam.pvalue.AsList(all_dead),
             mining=beam.pvalue.AsSingleton(selected[mine_job.SelectCasesFn.MINING_TAG]),
-            products=beam.pvalue.AsList(fused[PRODUCTS_TAG]),
-            drift=beam.pvalue.AsList(drift),
-            figures=beam.pvalue.AsList(fused[FIGURES_TAG]),
+            products=beam.pvalue.AsList((fused[PRODUCTS_TAG], resumed.products) | "AllProducts" >> beam.Flatten()),
+            drift=beam.pvalue.AsList((fresh_drift, resumed.drift) | "AllVerdicts" >> beam.Flatten()),
+            figures=beam.pvalue.AsList((fused[FIGURES_TAG], resumed.figures) | "AllFigures" >> beam.Flatten()),
             contexts=context_side,
         )
     )
     return expand.uris
+
+
+def _tagged_resumed(record: Mapping[str, Any], out: str) -> Iterator[Any]:
+    for tag, value in resumed_outputs(out, record):
+        yield beam.pvalue.TaggedOutput(tag, value)
+
+
+class LogContextFn(beam.DoFn):
+    """``(log_id, [(ref, index row)...])`` -> ``(log_id, LogContext)``; writes the log's index file."""
+
+    def __init__(self, out: str) -> None:
+        self._out = out
+
+    def process(self, element: tuple[str, Iterable[tuple[Any, dict[str, Any]]]]) -> Iterator[tuple[str, Any]]:
+        log_id, items = element
+        items = list(items)
+        write_log_index(self._out, log_id, [row for _, row in items])
+        yield log_context((log_id, items))
+
+
+class WriteCheckpointFn(beam.DoFn):
+    """``(log_id, [(tag, result)...])`` (tags: ``context``, ``refs``, ``products``, ``drift``,
+    ``figures``, ``dead_letters``) -> the log's checkpoint (:mod:`beam_jobs.run_resume`),
+    written after its other per-log files."""
+
+    def __init__(self, out: str) -> None:
+        self._out = out
+
+    def process(self, element: tuple[str, Iterable[tuple[str, Any]]]) -> Iterator[str]:
+        log_id, tagged = element
+        grouped: dict[str, list[Any]] = {}
+        for tag, value in tagged:
+            grouped.setdefault(tag, []).append(value)
+        record = checkpoint_record(log_id, grouped)
+        if record is not None:
+            yield write_checkpoint(self._out, record)
 
 
 @dataclass(frozen=True)
@@ -294,13 +362,11 @@ def _describe(counters: Mapping[str, int]) -> str:
     )
 
 
-def run(argv: Sequence[str] | None = None) -> RunSummary:
-    """Run the main job with command-line style arguments; no ``--logs``: the bundled synthetic log.
+def job_arguments(argv: Sequence[str] | None) -> list[str]:
+    """The command line with the bundled synthetic log added when no ``--logs`` is given.
 
     Raises:
-        ConfigError: bad options or campaign, earlier results without ``--overwrite``.
-        JobAccountingError: frames listed != mined + dead-lettered (a bug).
-        JobFailedError: the runner did not finish the job.
+        ConfigError: an option no options class declares (Beam would only log and ignore it).
     """
     args = list(argv) if argv is not None else sys.argv[1:]
     unknown = unknown_pipeline_args(args)
@@ -310,31 +376,57 @@ def run(argv: Sequence[str] | None = None) -> RunSummary:
         from av_pipeline.synthetic import bundled_log
 
         args.append(f"--logs={bundled_log().mcap}")
-    options = PipelineOptions(args)
-    opts = options.view_as(mine_job.MineOptions)
+    return args
+
+
+def run(argv: Sequence[str] | None = None) -> RunSummary:
+    """Run the main job with command-line style arguments; no ``--logs``: the bundled synthetic log.
+
+    Raises:
+        ConfigError: bad options or campaign, earlier results without ``--overwrite`` / ``--resume``.
+        JobAccountingError: frames listed != mined + dead-lettered (a bug).
+        JobFailedError: the runner did not finish the job.
+    """
+    options = PipelineOptions(job_arguments(argv))
     show_progress_lines()
     pipeline, runner = create_pipeline(options)
-    uris = build_pipeline(pipeline, options, runner)
-    prepare_output_dir(opts.out, RUN_OUTPUTS, opts.overwrite)
-    PROGRESS_LOGGER.info("run: %d logs, campaign %s -> %s (runner %s)", len(uris), opts.campaign, opts.out, runner)
+    config = resolve_config(options)
+    done = complete_logs(config)
+    uris = build_pipeline(pipeline, options, runner, done)
+    prepare_run_output(config, done)
+    PROGRESS_LOGGER.info("run: %d logs (%d complete, resumed), campaign %s -> %s (runner %s)", len(uris), len(done), config.campaign, config.out, runner)
     start = time.monotonic()
     result = pipeline.run()
-    state = wait_with_progress(result, METRICS_NAMESPACE, _describe, opts.progress_interval_s)
+    state = wait_with_progress(result, METRICS_NAMESPACE, _describe, config.progress_interval_s)
     if state.rsplit(".", 1)[-1] != "DONE":
         raise JobFailedError(f"the main pipeline on {runner} ended in state {state}, not DONE")
-    elapsed = round(time.monotonic() - start, 2)
-    summary_path = FileSystems.join(opts.out, SUMMARY_FILE)
+    counters = counter_values(result, INGEST_NAMESPACE) or {}
+    return finish_run(config, runner, len(uris), round(time.monotonic() - start, 2), counters.get("frames_listed"))
+
+
+def finish_run(config: RunConfig, runner: str, logs: int, elapsed_s: float, frames_listed: int | None = None) -> RunSummary:
+    """After the job: add ``elapsed_s`` to ``summary.json``, check the accounting, return the summary.
+
+    Args:
+        frames_listed: the runner's own count of listed frames when it reports counters
+            (checked against the pipeline's); else the count in ``summary.json``.
+
+    Raises:
+        JobAccountingError: frames listed != mined + dead-lettered, or the two listed counts differ.
+    """
+    summary_path = FileSystems.join(config.out, SUMMARY_FILE)
     document = _read_json(summary_path)
-    document["elapsed_s"] = elapsed
+    document["elapsed_s"] = elapsed_s
     write_json(summary_path, document)
-    counters = {**(counter_values(result, INGEST_NAMESPACE) or {}), **(counter_values(result, mine_job.METRICS_NAMESPACE) or {})}
-    listed = int(counters.get("frames_listed", document["frames_listed"]))
-    report = FileSystems.join(opts.out, REPORT_DIR, "index.html")
+    listed = int(document["frames_listed"])
+    if frames_listed is not None and int(frames_listed) != listed:
+        raise JobAccountingError(f"the main job counted {frames_listed} listed frames in its counters but {listed} in its summary (a bug)")
+    report = FileSystems.join(config.out, REPORT_DIR, "index.html")
     summary = RunSummary(
-        out=opts.out, runner=runner, campaign=opts.campaign, logs=len(uris), frames_listed=listed,
+        out=config.out, runner=runner, campaign=config.campaign, logs=logs, frames_listed=listed,
         frames_mined=int(document["frames_mined"]), frames_dead_lettered=int(document["frames_dead_lettered"]),
         logs_dead_lettered=int(document["logs_dead_lettered"]), cases=int(document["cases"]), cases_exported=int(document["cases_exported"]),
-        cases_dead_lettered=int(document["cases_dead_lettered"]), events=int(document["events"]), elapsed_s=elapsed,
+        cases_dead_lettered=int(document["cases_dead_lettered"]), events=int(document["events"]), elapsed_s=elapsed_s,
         report=report if FileSystems.exists(report) else None,
     )  # fmt: skip
     if summary.frames_listed != summary.frames_mined + summary.frames_dead_lettered:
@@ -342,6 +434,46 @@ def run(argv: Sequence[str] | None = None) -> RunSummary:
             f"the main job lost frames (a bug): listed {summary.frames_listed} != mined {summary.frames_mined} + dead-lettered {summary.frames_dead_lettered}"
         )
     return summary
+
+
+def complete_logs(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """With ``--resume``: the checkpoints in ``--out`` of logs given in this run (log id ->
+    record); otherwise none."""
+    if not config.resume:
+        return {}
+    from beam_jobs.run_resume import read_checkpoints
+
+    uris = set(expand_log_patterns(list(config.logs)))
+    return {log_id: record for log_id, record in read_checkpoints(config.out).items() if record["log_uri"] in uris}
+
+
+def prepare_run_output(config: RunConfig, done: Mapping[str, Any]) -> None:
+    """Clear ``--out`` for a run: refuse an earlier run's outputs without ``--overwrite`` or
+    ``--resume``; with ``--resume`` delete everything but the complete logs' per-log files
+    (index, pre-labels, pictures, rig files, checkpoint), which the run reuses.
+
+    Raises:
+        ConfigError: earlier outputs without ``--overwrite`` / ``--resume``.
+    """
+    from beam_jobs.prelabel import safe_name
+    from beam_jobs.run_resume import CHECKPOINT_DIR, checkpoint_path, index_path
+
+    outputs = (*RUN_OUTPUTS, f"{CHECKPOINT_DIR}/*")
+    if not config.resume:
+        prepare_output_dir(config.out, outputs, config.overwrite)
+        return
+    keep = set()
+    for log_id in done:
+        keep |= {checkpoint_path(config.out, log_id), index_path(config.out, log_id)}
+        keep |= {FileSystems.join(config.out, folder, safe_name(log_id)) for folder in (PRELABEL_DIR, "figures", "calibration")}
+    stale = [
+        m.path for pattern in outputs for m in FileSystems.match([FileSystems.join(config.out, pattern)])[0].metadata_list
+        if not any(m.path == k or m.path.startswith(k + "/") for k in keep)
+    ]  # fmt: skip
+    if stale:
+        FileSystems.delete(stale)
+    if "://" not in config.out:
+        Path(config.out).mkdir(parents=True, exist_ok=True)
 
 
 def _read_json(path: str) -> dict[str, Any]:

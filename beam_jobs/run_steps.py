@@ -19,9 +19,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from av_pipeline.records import FrameRef
-from beam_jobs.common import DEAD_LETTER_TAG, ProgressLog, ReaderCache, dead_letter
+from beam_jobs.common import DEAD_LETTER_TAG, PROGRESS_LOGGER, ProgressLog, ReaderCache, dead_letter, write_json
 
 METRICS_NAMESPACE = "avp.run"
+SUMMARY_FILE = "summary.json"
+DATASETS_DIR = "datasets"
+REPORT_DIR = "report"
+DEAD_LETTERS_FILE = "dead_letters/dead_letters.jsonl"
 #: Tagged outputs of :class:`FuseFn`.
 PRODUCTS_TAG, DRIFT_TAG, FIGURES_TAG = "products", "drift", "figures"
 #: How many frames, spread over each log, the calibration drift check sums its scores over.
@@ -299,6 +303,62 @@ class ExportCaseFn(ReaderCache, beam.DoFn):
         yield exported
 
 
+class FinalizeFn(beam.DoFn):
+    """Last step: the exported cases -> manifest, dead letters, ``summary.json``, the report.
+
+    Side inputs carry everything counted inside the pipeline, so the summary and the report
+    are written by the pipeline itself (on any runner), after every other output exists.
+    """
+
+    def __init__(self, out: str, campaign: str, runner: str, top_cases: int) -> None:
+        self._out, self._campaign, self._runner, self._top_cases = out, campaign, runner, top_cases
+
+    def process(
+        self, exported: list[Any], *, listed: int, dead: list[dict], mining: dict, products: list[dict], drift: list[dict],
+        figures: list[dict], contexts: Mapping[str, Any],
+    ) -> Any:  # fmt: skip
+        from av_pipeline.export import write_manifest
+        from av_pipeline.frame_products import summarize_rows
+        from av_pipeline.report import CalibrationSection, build_report, verdicts_from_drift_checks
+
+        out = self._out
+        dead = sorted(dead, key=lambda d: (str(d.get("log_uri")), d.get("frame_index") is None, d.get("frame_index") or 0, str(d.get("stage"))))
+        write_json_lines(FileSystems.join(out, DEAD_LETTERS_FILE), dead)
+        write_json_lines(FileSystems.join(out, "frames.jsonl"), sorted(products, key=lambda r: (r["log_id"], r["timestamp_ns"])))
+        datasets = FileSystems.join(out, DATASETS_DIR)
+        exported = sorted(exported, key=lambda c: (c.rank, c.case_id))
+        write_manifest(exported, datasets)
+        frame_dead = [d for d in dead if d.get("frame_index") is not None]
+        by_stage: dict[str, int] = {}
+        for d in dead:
+            by_stage[str(d.get("stage"))] = by_stage.get(str(d.get("stage")), 0) + 1
+        several_logs = len({d["log_id"] for d in drift}) > 1
+        checks = {(f"{d['log_id']}/{d['camera']}" if several_logs else d["camera"]): d for d in sorted(drift, key=lambda d: (d["log_id"], d["camera"]))}
+        summary = {
+            "runner": self._runner, "campaign": self._campaign, "out": out,
+            "logs": sorted(contexts), "frames_listed": int(listed), "frames_indexed": sum(c.frames for c in contexts.values()),
+            "frames_fused": len(products), "frames_mined": int(mining.get("frames_mined", 0)),
+            "frames_dead_lettered": len(frame_dead), "logs_dead_lettered": sum(1 for d in dead if d.get("frame_index") is None and d.get("stage") != "export"),
+            "cases_dead_lettered": by_stage.get("export", 0), "dead_letters_by_stage": dict(sorted(by_stage.items())),
+            "events": int(mining.get("events", 0)), "cases": int(mining.get("cases", 0)), "cases_exported": len(exported),
+            "key_frames": int(mining.get("key_frames", 0)), "key_frame_budget": mining.get("key_frame_budget"),
+            **({"fusion": summarize_rows(products)["fusion"], "voxels": summarize_rows(products)["voxels"]} if products else {}),
+            "calibration_drift_check": checks, "calibration_drift_check_note": DRIFT_CONTROL_NOTE,
+            "figures": sorted(p for f in figures for p in f["figures"]),
+            "figure_errors": [f"{f['log_id']}: {f['error']}" for f in figures if f.get("error")],
+        }  # fmt: skip
+        write_json(FileSystems.join(out, SUMMARY_FILE), summary)
+        if "://" not in out:  # the report is a local folder of files a browser opens
+            links = {c.case_id: {fmt: f"../{DATASETS_DIR}/{path}" for fmt, path in c.paths.items()} for c in exported}
+            figure_paths = tuple(Path(p) for p in summary["figures"])
+            section = CalibrationSection(tuple(verdicts_from_drift_checks(checks, pan_deg=DRIFT_PAN_DEG)), figure_paths, DRIFT_CONTROL_NOTE)
+            log_uris = {log_id: context.log_uri for log_id, context in contexts.items()}
+            PROGRESS_LOGGER.info("report: writing %s", FileSystems.join(out, REPORT_DIR, "index.html"))
+            build_report(out, FileSystems.join(out, REPORT_DIR), log_uris=log_uris, exported=links, calibration=section,
+                         top_cases=self._top_cases, overwrite=True, progress=lambda line: PROGRESS_LOGGER.info("report: %s", line))  # fmt: skip
+        yield summary
+
+
 def write_json_lines(path: str, records: Iterable[Mapping[str, Any]]) -> None:
     """One JSON object per line, written under a temporary name and renamed (local paths) or
     through Beam's file systems (others)."""
@@ -313,6 +373,6 @@ def write_json_lines(path: str, records: Iterable[Mapping[str, Any]]) -> None:
 
 
 __all__ = [
-    "DRIFT_CHECK_FRAMES", "DRIFT_CONTROL_NOTE", "DRIFT_PAN_DEG", "ExportCaseFn", "FuseFn", "IngestFn", "LogContext", "METRICS_NAMESPACE",
+    "DATASETS_DIR", "DEAD_LETTERS_FILE", "DRIFT_CHECK_FRAMES", "DRIFT_CONTROL_NOTE", "DRIFT_PAN_DEG", "ExportCaseFn", "FinalizeFn", "FuseFn", "IngestFn", "LogContext", "METRICS_NAMESPACE", "REPORT_DIR", "SUMMARY_FILE",
     "convert_rig", "drift_scores", "drift_verdict", "frame_dead_letter", "log_context", "write_json_lines",
 ]  # fmt: skip

@@ -43,6 +43,17 @@ if ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; 
   fi
 fi
 
+# The Spark driver (`avp run --engine spark`, its tests) needs a Java runtime; pyspark 3.5 runs on
+# Java 8, 11 or 17. Optional: without Java the Spark tests skip and everything else works.
+if command -v java >/dev/null 2>&1 || [ -n "${JAVA_HOME:-}" ]; then
+  say "Java found ($(java -version 2>&1 | head -n 1)): the Spark driver can run"
+else
+  say "WARNING: no Java runtime (java not on PATH, JAVA_HOME unset): 'avp run --engine spark' and its tests"
+  say "will not run (they skip). To enable them install Java 17, e.g. as root on Debian/Ubuntu:"
+  say "    apt-get install -y openjdk-17-jre-headless"
+  say "(elsewhere: any Java 17 runtime, e.g. Eclipse Temurin 17, with JAVA_HOME set), then re-run."
+fi
+
 if [ ! -x "$venv/bin/python" ]; then
   say "creating virtual environment $venv"
   "$python" -m venv "$venv"
@@ -58,11 +69,11 @@ if ! "$venv/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split(
   say "installing torch==$torch_version"
   "${pip[@]}" "torch==$torch_version"
 fi
-say "installing av-pipeline with every extra and the test tools"
-"${pip[@]}" -e "$here[all,test]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+say "installing av-pipeline with every extra, pyspark and the test tools"
+"${pip[@]}" -e "$here[all,spark,test]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
 # nuscenes-devkit is the independent reference for the centre-distance AP in the tests. It pins
 # numpy<2 and shapely~=2.0 but its eval modules run on ours, so it goes in without its dependencies.
 "${pip[@]}" --no-deps nuscenes-devkit 2>&1 | grep -v "^WARNING: Location" >&2 || true
-"$venv/bin/python" -c 'import calibration, av_pipeline, beam_jobs, open3d, spconv' \
+"$venv/bin/python" -c 'import calibration, av_pipeline, beam_jobs, open3d, spconv, pyspark' \
   || { say "ERROR: the installation is incomplete (see pip output above)."; exit 1; }
 say "ready: $venv"

@@ -18,6 +18,10 @@ class RunCommand(Command):
     pictures of one frame per log). Failures of any stage are dead letters; frames in =
     frames mined + dead-lettered is checked at the end. Progress lines while it runs.
 
+    --engine spark runs the same stages on Apache Spark without Beam (pyspark and Java;
+    --spark-master, default local[*]); --resume skips the logs an earlier, interrupted run
+    in --out completed (docs/scaling.md).
+
     Outputs in --out: ingest/index/, frames.jsonl, prelabels/, cases.*, events.parquet,
     mining.json, datasets/, figures/, calibration/, dead_letters/, report/, summary.json
     (docs/running.md). An --out holding an earlier run is refused without --overwrite.
@@ -26,7 +30,9 @@ class RunCommand(Command):
       avp run --out out/demo
       avp run drives/*.mcap --campaign vru --out out/vru --workers 2
       avp run drive.mcap --out out/run --formats openlabel,kitti --top 50
-      avp run 'gs://bucket/logs/*.mcap' --out gs://bucket/out --runner DataflowRunner ...
+      avp run drives/*.mcap --out out/run --engine spark --spark-master 'local[2]'
+      avp run drives/*.mcap --out out/run --resume       # after an interrupted run
+      avp run '/mnt/fleet/*.mcap' --out gs://bucket/out --runner DataflowRunner ...
     """
 
     name = "run"
@@ -51,17 +57,34 @@ class RunCommand(Command):
         parser.add_argument("--reader-option", action="append", default=[], metavar="KEY=VALUE", help="reader option, repeatable")
         parser.add_argument("--progress-interval", type=float, default=5.0, metavar="S", help="seconds between progress lines (default 5)")
         parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier run in --out")
+        parser.add_argument("--resume", action="store_true", help="keep the logs an earlier run in --out completed; redo the rest")
+        parser.add_argument("--engine", choices=("beam", "spark"), default="beam", help="beam (default) or spark (PySpark, no Beam runner)")
+        parser.add_argument("--spark-master", default="local[*]", metavar="URL", help="Spark master for --engine spark (default local[*])")
+        parser.add_argument(
+            "--frames-per-partition", type=int, default=0, metavar="N", help="--engine spark: consecutive frames per partition (default: about 2 partitions per core)"
+        )  # fmt: skip
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
         from av_pipeline.cli import beam_job_argv
+        from av_pipeline.errors import ConfigError
         from beam_jobs.run import print_summary
-        from beam_jobs.run import run as run_job
 
         argv = beam_job_argv(args) + [f"--campaign={args.campaign}", f"--export_formats={args.formats}",
                                       f"--report_top_cases={args.top}", f"--progress_interval_s={args.progress_interval}"]  # fmt: skip
-        summary = run_job(argv)
+        if getattr(args, "resume", False):
+            argv.append("--resume")
+        if getattr(args, "engine", "beam") == "spark":
+            if args.workers > 1 or args.runner:
+                raise ConfigError("--engine spark: --workers and --runner are Beam options; Spark's parallelism comes from --spark-master (local[N])")
+            from beam_jobs.spark_run import run_spark
+
+            summary = run_spark(argv + [f"--spark_master={args.spark_master}", f"--frames_per_partition={args.frames_per_partition}"])
+        else:
+            from beam_jobs.run import run as run_job
+
+            summary = run_job(argv)
         if args.json:
             print(json.dumps(summary.to_json(), indent=2, sort_keys=True))
         else:
