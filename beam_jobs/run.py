@@ -497,16 +497,17 @@ def print_summary(summary: RunSummary, file: Any = None) -> None:
         print(f"  report:   {summary.report}", file=file)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m beam_jobs.run``; returns an exit code (see ``beam_jobs.common.EXIT_CODES``)."""
+def main(argv: Sequence[str] | None = None, job: Any = None, prog: str = "python -m beam_jobs.run", help_text: str | None = None) -> int:
+    """``python -m beam_jobs.run`` (with ``job``, ``prog`` and ``help_text``: the Spark driver's
+    entry point too); returns an exit code (see ``beam_jobs.common.EXIT_CODES``)."""
     args = list(argv) if argv is not None else sys.argv[1:]
     if any(a in ("-h", "--help") for a in args):
-        print((__doc__ or "").strip())
+        print((help_text or __doc__ or "").strip())
         return 0
     try:
-        summary = run(args)
+        summary = (job or run)(args)
     except AVPipelineError as exc:
-        print(f"python -m beam_jobs.run: error: {exc}", file=sys.stderr)
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return exit_code_for(exc)
     print_summary(summary)
     return 0

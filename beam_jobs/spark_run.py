@@ -40,9 +40,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
-from av_pipeline.errors import AVPipelineError, ConfigError
+from av_pipeline.errors import ConfigError
 from beam_jobs import mine as mine_job
-from beam_jobs.common import DEAD_LETTER_TAG, PROGRESS_LOGGER, exit_code_for, show_progress_lines
+from beam_jobs.common import DEAD_LETTER_TAG, PROGRESS_LOGGER, show_progress_lines
 from beam_jobs.ingest import ListFrames
 from beam_jobs.prelabel import DetectorModelHandler
 from beam_jobs.run import (
@@ -56,7 +56,6 @@ from beam_jobs.run import (
     finish_run,
     job_arguments,
     prepare_run_output,
-    print_summary,
     resolve_config,
 )
 from beam_jobs.run_resume import checkpoint_record, resumed_outputs, write_checkpoint
@@ -322,17 +321,9 @@ def _progress(runner: str) -> Callable[..., None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m beam_jobs.spark_run``; returns an exit code (see ``beam_jobs.common.EXIT_CODES``)."""
-    args = list(argv) if argv is not None else sys.argv[1:]
-    if any(a in ("-h", "--help") for a in args):
-        print((__doc__ or "").strip())
-        return 0
-    try:
-        summary = run_spark(args)
-    except AVPipelineError as exc:
-        print(f"python -m beam_jobs.spark_run: error: {exc}", file=sys.stderr)
-        return exit_code_for(exc)
-    print_summary(summary)
-    return 0
+    from beam_jobs.run import main as job_main
+
+    return job_main(argv, run_spark, "python -m beam_jobs.spark_run", __doc__)
 
 
 __all__ = ["ChunkPartitioner", "DoFnTask", "FuseAndDetectTask", "MAIN", "partition_by_log", "run_dofn", "run_spark", "spark_context"]

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 #: The command lines of docs/scaling.md, without --logs / --out (added by the test).
 CLUSTER_OPTIONS = {
     "DataflowRunner": ["--runner=DataflowRunner", "--project=my-project", "--region=europe-west1", "--temp_location=gs://my-bucket/tmp",
-                       "--staging_location=gs://my-bucket/staging", "--setup_file=./setup.py"],
+                       "--staging_location=gs://my-bucket/staging", "--sdk_container_image=registry.example.com/av-pipeline-worker:0.1.0"],
     "FlinkRunner": ["--runner=FlinkRunner", "--flink_master=flink-jobmanager:8081", "--environment_type=DOCKER",
                     "--environment_config=registry.example.com/av-pipeline-worker:0.1.0"],
     "SparkRunner": ["--runner=SparkRunner", "--spark_master_url=spark://spark-master:7077", "--environment_type=DOCKER",
@@ -147,3 +147,35 @@ def test_spark_driver_on_local_2_matches_beam_and_resumes(tmp_path, small_logs):
     (tmp_path / "spark" / "checkpoints" / "drive_b.json").unlink()  # as if the job died before drive_b was complete
     resumed = run_spark(spark_args + [f"--out={tmp_path / 'spark'}", "--resume"])
     assert resumed.frames_mined == 11 and output_digest(tmp_path / "spark") == output_digest(tmp_path / "beam")
+
+
+def test_run_dofn_calls_setup_once_splits_tags_and_streams():
+    from beam_jobs.spark_run import MAIN, ChunkPartitioner, run_dofn
+
+    class Halve(beam.DoFn):
+        def setup(self):
+            self.setups = getattr(self, "setups", 0) + 1
+
+        def process(self, n, *, offset):
+            if n % 2:
+                yield beam.pvalue.TaggedOutput("dead_letters", {"n": n})
+                return
+            yield n // 2 + offset
+
+        def teardown(self):
+            self.closed = True
+
+    fn = Halve()
+    pulled = []
+
+    def numbers():
+        for n in range(6):
+            pulled.append(n)
+            yield n
+
+    outputs = run_dofn(fn, numbers(), offset=10)
+    assert next(outputs) == (MAIN, 10) and pulled == [0]  # lazy: one element in, its outputs out
+    assert list(outputs) == [("dead_letters", {"n": 1}), (MAIN, 11), ("dead_letters", {"n": 3}), (MAIN, 12), ("dead_letters", {"n": 5})]
+    assert fn.setups == 1 and fn.closed
+    partitioner = ChunkPartitioner({("a", 0): 0, ("a", 1): 1, ("b", 0): 2}, 4)
+    assert [partitioner(("a", i)) for i in (0, 3, 4, 7)] == [0, 0, 1, 1] and partitioner(("b", 2)) == 2
