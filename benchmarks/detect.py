@@ -7,7 +7,8 @@ both 110-120k points as the issue asks. Parts (``Detector.stats.last_timings_ms`
 height compression, 2D BEV backbone), ``head`` (CenterPoint heads), ``decode`` (peaks,
 top-k, box decoding, rotated NMS). The median over ``--repeats`` calls after a warm-up is
 shown with the load average, plus the voxelization beside spconv's ``PointToVoxel`` on the
-same cloud and grid (the peer for that part; the detector's other parts have no peer here).
+same cloud and grid (the peer for that part), and the sparse 3D backbone beside spconv's own
+kernels on one torch thread (its only exact CPU setting; see av_pipeline.detect.sparse_cpu).
 
 With ``--device cuda`` (or when torch sees a GPU) the same table is made on the GPU and the
 device name is printed.
@@ -79,9 +80,13 @@ def main() -> None:
     from spconv.pytorch.utils import PointToVoxel
 
     grid = detector.config.grid
-    header = f"{'cloud':24s} {'points':>8s} {'voxels':>7s} | {'voxelize':>8s} {'backbone':>8s} {'head':>6s} {'decode':>6s} | {'total':>6s} ms | boxes | spconv P2V ms | ratio"
+    header = (
+        f"{'cloud':24s} {'points':>8s} {'voxels':>7s} | {'voxelize':>8s} {'backbone':>8s} {'head':>6s} {'decode':>6s} | {'total':>6s} ms | boxes "
+        f"| spconv P2V ms | ratio | sparse ms | spconv 1 thread ms | ratio"
+    )
     print(header)
     print("-" * len(header))
+    rows = []
     for label, points in clouds(args.data).items():
         for _ in range(2):
             detector.detect_points(points)
@@ -107,12 +112,51 @@ def main() -> None:
 
         voxels = len(voxel_input(points, detector.config).features)
         p2v = statistics.median(p2v_times)
+        rows.append((label, points, voxels, med, statistics.median(totals), len(boxes), p2v))
+    # the spconv peer last: switching torch's thread count disturbs the calls that follow
+    for label, points, voxels, med, total, n_boxes, p2v in rows:
+        sparse_ours, sparse_peer = sparse_side_by_side(detector, points, args.repeats) if device.type == "cpu" else (float("nan"), float("nan"))
         print(
             f"{label:24s} {len(points):8d} {voxels:7d} | {med['voxelize']:8.1f} {med['backbone']:8.1f} {med['head']:6.1f} {med['decode']:6.1f} "
-            f"| {statistics.median(totals):6.1f} ms | {len(boxes):5d} | {p2v:13.1f} | {p2v / med['voxelize']:.2f}x"
+            f"| {total:6.1f} ms | {n_boxes:5d} | {p2v:13.1f} | {p2v / med['voxelize']:.2f}x "
+            f"| {sparse_ours:9.1f} | {sparse_peer:18.1f} | {sparse_peer / sparse_ours:.2f}x"
         )
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     print("ratio: spconv PointToVoxel time / our voxelize time (which also averages the points per voxel)")
+    print(
+        "sparse: the sparse 3D backbone alone, ours (av_pipeline.detect.sparse_cpu, all torch threads) beside spconv's own "
+        "kernels on one torch thread (spconv's CPU kernels give a different result on every call with more; one thread "
+        "is its exact setting, and ours equals it bit for bit); ratio = spconv / ours"
+    )
+
+
+def sparse_side_by_side(detector, points: np.ndarray, repeats: int) -> tuple[float, float]:
+    """Median ms of the sparse backbone: ours with the benchmark's threads, spconv's on one thread, alternating."""
+    import torch
+
+    from av_pipeline.detect.targets import voxel_input
+
+    vox = voxel_input(points, detector.config)
+    coords = np.column_stack([np.zeros(len(vox.coords_zyx), np.int32), vox.coords_zyx]).astype(np.int32)
+    features = torch.from_numpy(vox.features)
+    sparse = detector.model.sparse
+    threads = torch.get_num_threads()
+    ours, peer = [], []
+    with torch.inference_mode():
+        for k in range(repeats + 1):
+            t0 = time.perf_counter()
+            sparse.forward_cpu(features, coords, 1)
+            t1 = time.perf_counter()
+            torch.set_num_threads(1)
+            try:
+                sparse(features, torch.from_numpy(coords), 1)
+            finally:
+                torch.set_num_threads(threads)
+            t2 = time.perf_counter()
+            if k:  # the first round warms up
+                ours.append((t1 - t0) * 1e3)
+                peer.append((t2 - t1) * 1e3)
+    return statistics.median(ours), statistics.median(peer)
 
 
 if __name__ == "__main__":

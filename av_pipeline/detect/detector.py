@@ -184,7 +184,7 @@ class Detector:
             )
             with torch.inference_mode():
                 if self.device.type == "cpu":  # spconv's CPU kernels race with several torch threads (see sparse_cpu)
-                    sparse = self.model.sparse.forward_cpu(features, coords, len(busy)).contiguous(memory_format=torch.channels_last)
+                    sparse = self.model.sparse.forward_cpu(features, coords, len(busy))
                 else:
                     sparse = self.model.sparse(features, torch.from_numpy(coords).to(self.device), len(busy))
                 bev = self.model.bev(sparse)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from av_pipeline.detect.config import DetectorConfig
-from av_pipeline.detect.sparse_cpu import run_sparse_sequential, to_dense
+from av_pipeline.detect.sparse_cpu import run_sparse_sequential, to_bev, voxel_order
 from av_pipeline.detect.spconv_compat import ensure_cpu_backward
 
 # spconv 2.3.8 indexes with a list in SparseConvTensor.dense(); torch warns on every call.
@@ -81,16 +81,16 @@ class SparseBackbone(nn.Module):
         """:meth:`forward` for CPU inference without spconv's racing CPU kernels.
 
         Same weights and arithmetic (:mod:`av_pipeline.detect.sparse_cpu`), reproducible with
-        any number of torch threads; ``coords_bzyx`` is a numpy ``(M, 4)`` int32 array.
+        any number of torch threads; ``coords_bzyx`` is a numpy ``(M, 4)`` int32 array. The BEV
+        map comes back channels-last.
         """
         cache: dict = {}
-        features, coords, shape = voxel_features, coords_bzyx, self.spatial_shape_zyx
+        order = voxel_order(coords_bzyx, self.spatial_shape_zyx)  # neighbours close in memory
+        features, coords, shape = voxel_features[torch.from_numpy(order)], coords_bzyx[order], self.spatial_shape_zyx
         for level in self.levels:
             features, coords, shape = run_sparse_sequential(list(level), features, coords, shape, cache)
         features, coords, shape = run_sparse_sequential([self.out], features, coords, shape, cache)
-        dense = to_dense(features, coords, shape, batch_size)
-        b, c, z, h, w = dense.shape
-        return dense.reshape(b, c * z, h, w)
+        return to_bev(features, coords, shape, batch_size)
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

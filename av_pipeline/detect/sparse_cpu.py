@@ -150,6 +150,41 @@ def _strided_outputs(coords: np.ndarray, out_shape: np.ndarray, kernel: np.ndarr
     return np.unique(keys[:count])
 
 
+@numba.njit(cache=True)
+def _mark_strided_outputs(coords: np.ndarray, out_shape: np.ndarray, kernel: np.ndarray, stride: np.ndarray, padding: np.ndarray, marks: np.ndarray) -> None:
+    """Set ``marks[key] = 1`` for every output voxel some input voxel reaches (keys as :func:`_strided_outputs`)."""
+    for i in range(len(coords)):
+        b = np.int64(coords[i, 0])
+        for kz in range(kernel[0]):
+            nz = coords[i, 1] + padding[0] - kz
+            if nz < 0 or nz % stride[0] != 0 or nz // stride[0] >= out_shape[0]:
+                continue
+            for ky in range(kernel[1]):
+                ny = coords[i, 2] + padding[1] - ky
+                if ny < 0 or ny % stride[1] != 0 or ny // stride[1] >= out_shape[1]:
+                    continue
+                for kx in range(kernel[2]):
+                    nx = coords[i, 3] + padding[2] - kx
+                    if nx < 0 or nx % stride[2] != 0 or nx // stride[2] >= out_shape[2]:
+                        continue
+                    marks[((b * out_shape[0] + nz // stride[0]) * out_shape[1] + ny // stride[1]) * out_shape[2] + nx // stride[2]] = 1
+
+
+#: Output grids up to this many cells (batch included) find their voxels with a byte map, larger ones by sorting.
+_BITMAP_CELLS = 1 << 26
+
+
+def _output_keys(coords: np.ndarray, out_shape: np.ndarray, kernel: np.ndarray, stride: np.ndarray, padding: np.ndarray) -> np.ndarray:
+    """Sorted unique linear keys of a strided convolution's output voxels."""
+    batches = int(coords[:, 0].max()) + 1 if len(coords) else 1
+    cells = batches * int(np.prod(out_shape))
+    if cells > _BITMAP_CELLS:
+        return _strided_outputs(coords, out_shape, kernel, stride, padding)
+    marks = np.zeros(cells, np.uint8)
+    _mark_strided_outputs(coords, out_shape, kernel, stride, padding, marks)
+    return np.flatnonzero(marks).astype(np.int64)
+
+
 def _decode(keys: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     z_, y_, x_ = (int(s) for s in shape)
     out = np.empty((len(keys), 4), np.int32)
@@ -165,6 +200,14 @@ def _decode(keys: np.ndarray, shape: Sequence[int]) -> np.ndarray:
 def output_shape(in_shape_zyx: Sequence[int], kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int]) -> tuple[int, int, int]:
     """Spatial shape after a (non-submanifold) convolution, spconv's formula (dilation 1)."""
     return tuple((int(s) + 2 * p - k) // st + 1 for s, k, st, p in zip(in_shape_zyx, kernel, stride, padding))  # type: ignore[return-value]
+
+
+def voxel_order(coords_bzyx: np.ndarray, shape_zyx: Sequence[int]) -> np.ndarray:
+    """Row order that sorts voxels by ``(batch, z, y, x)``: kernel neighbours end up close in
+    memory, which makes the gathers and scatters of :func:`sparse_conv` cache-friendly."""
+    coords = np.ascontiguousarray(coords_bzyx, dtype=np.int32).reshape(-1, 4)
+    ones = np.ones(_DIMS, np.int64)
+    return np.argsort(_padded_keys(coords, ones, np.zeros(_DIMS, np.int64), np.asarray(shape_zyx, np.int64)), kind="stable")
 
 
 def build_rulebook(
@@ -186,7 +229,7 @@ def build_rulebook(
         out_coords = coords
     else:
         out_shape = output_shape(in_shape, kernel_a, stride_a, padding_a)
-        out_coords = _decode(_strided_outputs(coords, np.asarray(out_shape, np.int64), kernel_a, stride_a, padding_a), out_shape)
+        out_coords = _decode(_output_keys(coords, np.asarray(out_shape, np.int64), kernel_a, stride_a, padding_a), out_shape)
     if subm and not (np.all(stride_a == 1) and np.all(2 * padding_a == kernel_a - 1)):
         raise ValueError(f"submanifold convolution needs stride 1 and padding (kernel - 1) / 2, got stride {stride_a.tolist()} padding {padding_a.tolist()}")
     pairs = _pairs(coords, out_coords, not subm, in_shape, kernel_a, stride_a, padding_a)
@@ -258,3 +301,18 @@ def to_dense(features: torch.Tensor, coords_bzyx: np.ndarray, shape_zyx: Sequenc
     idx = torch.from_numpy(np.asarray(coords_bzyx, np.int64))
     dense[idx[:, 0], idx[:, 1], idx[:, 2], idx[:, 3]] = features
     return dense.permute(0, 4, 1, 2, 3).contiguous()
+
+
+def to_bev(features: torch.Tensor, coords_bzyx: np.ndarray, shape_zyx: Sequence[int], batch_size: int) -> torch.Tensor:
+    """Height compression: ``features (M, C)`` -> a BEV map ``(B, C * Z, Y, X)``, channels-last.
+
+    Channel ``c * Z + z`` holds feature ``c`` of height ``z`` (as ``to_dense(...).reshape(B,
+    C * Z, Y, X)``); the map is written in place in channels-last memory, the layout the 2D
+    convolutions run fastest in on CPU, so no copy follows.
+    """
+    z_, y_, x_ = (int(s) for s in shape_zyx)
+    c = features.shape[1]
+    buffer = features.new_zeros((batch_size, y_, x_, c, z_))
+    idx = torch.from_numpy(np.asarray(coords_bzyx, np.int64))
+    buffer[idx[:, 0], idx[:, 2], idx[:, 3], :, idx[:, 1]] = features
+    return buffer.reshape(batch_size, y_, x_, c * z_).permute(0, 3, 1, 2)

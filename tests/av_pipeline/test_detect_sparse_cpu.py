@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 spconv = pytest.importorskip("spconv.pytorch")
 
-from av_pipeline.detect.sparse_cpu import build_rulebook, run_sparse_sequential, sparse_conv, to_dense  # noqa: E402
+from av_pipeline.detect.sparse_cpu import build_rulebook, run_sparse_sequential, sparse_conv, to_bev, to_dense, voxel_order  # noqa: E402
 
 
 def _random_voxels(rng: np.random.Generator, shape_zyx: tuple[int, int, int], count: int, batch: int) -> np.ndarray:
@@ -138,3 +138,21 @@ def test_unsupported_layers_are_refused():
         run_sparse_sequential([dilated], features, coords, (3, 3, 3), {})
     with pytest.raises(ValueError, match="submanifold"):
         build_rulebook(coords, (3, 3, 3), (3, 3, 3), (2, 2, 2), (1, 1, 1), subm=True)
+
+
+def test_to_bev_is_the_dense_grid_with_height_folded_into_channels():
+    rng = np.random.default_rng(5)
+    shape = (3, 7, 9)
+    coords = _random_voxels(rng, shape, 40, 2)
+    features = torch.from_numpy(rng.normal(size=(len(coords), 4)).astype(np.float32))
+    dense = to_dense(features, coords, shape, 2)  # (B, C, Z, Y, X)
+    bev = to_bev(features, coords, shape, 2)
+    assert bev.shape == (2, 4 * 3, 7, 9)
+    assert bev.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(bev, dense.reshape(2, 12, 7, 9))
+
+
+def test_voxel_order_sorts_by_batch_then_z_y_x():
+    coords = np.array([[1, 0, 0, 0], [0, 2, 1, 1], [0, 0, 5, 3], [0, 0, 5, 1]], np.int32)
+    order = voxel_order(coords, (4, 8, 8))
+    assert order.tolist() == [3, 2, 1, 0]
