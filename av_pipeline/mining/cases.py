@@ -3,11 +3,14 @@ then selected across logs under a budget with a diversity rule.
 
 Per log (:func:`build_cases`):
 
-1. events are sorted by first frame and grouped into windows: an event joins the current
-   window when it starts within ``merge_gap_s`` of the window's end and the window stays
-   within ``max_window_s`` (a single longer event keeps its own length);
-2. a window's base score is the noisy-OR of its events' scores (independent evidence
-   corroborates: ``1 - prod(1 - s)``), then weighted by rarity: events of rare triggers and
+1. events are sorted by first frame and grouped into windows per subject: an event joins a
+   window about the same object (a shared track of the same source, or centres within
+   ``duplicate_distance_m`` in ``world``; ego events share the ego) when it starts within
+   ``merge_gap_s`` of the window's end and the window stays within ``max_window_s`` (a
+   single longer event keeps its own length). Disagreements about different objects at the
+   same time are different cases;
+2. a window's base score is the noisy-OR of its events' scores (independent evidence about
+   one object corroborates: ``1 - prod(1 - s)``), then weighted by rarity: events of rare triggers and
    rare classes (in this run) count more, ``score * ((1 - rarity) + rarity * (1 - sqrt(share_trigger * share_class)))``;
 3. near-duplicates: windows within ``duplicate_gap_s`` that share an object (same track of
    the same source, or centres within ``duplicate_distance_m`` in ``world``) are merged into
@@ -38,6 +41,21 @@ def _object_keys(event: Event) -> set[tuple[str, int]]:
 
 def _places(event: Event) -> list[np.ndarray]:
     return [np.asarray(o.center_world_m[:2]) for o in event.objects if o.center_world_m is not None and o.source != "ego"]
+
+
+def _is_ego(event: Event) -> bool:
+    return any(o.source == "ego" for o in event.objects)
+
+
+def _same_subject(a: Sequence[Event], b: Sequence[Event], config: CaseConfig) -> bool:
+    """Whether two groups of events are about the same object (or both about the ego)."""
+    if any(_is_ego(e) for e in a) and any(_is_ego(e) for e in b):
+        return True
+    if set().union(*(_object_keys(e) for e in a)) & set().union(*(_object_keys(e) for e in b)):
+        return True
+    places_a = [p for e in a for p in _places(e)]
+    places_b = [p for e in b for p in _places(e)]
+    return any(np.hypot(*(p - q)) <= config.duplicate_distance_m for p in places_a for q in places_b)
 
 
 def _shares(events: Sequence[Event]) -> tuple[Counter, Counter]:
@@ -77,32 +95,29 @@ def build_cases(events: Iterable[Event], config: CaseConfig, *, trigger_counts: 
     max_len = max(1, int(round(config.max_window_s / period)))
     dup_gap = int(round(config.duplicate_gap_s / period))
 
+    # one window per subject: events join a window about the same object (a shared track, or
+    # centres within duplicate_distance_m in world; ego events share the ego)
     windows: list[list[Event]] = []
     for event in events:
-        if windows:
-            current = windows[-1]
+        for current in reversed(windows):
             first = min(e.first_frame for e in current)
             last = max(e.last_frame for e in current)
-            if event.first_frame <= last + merge_gap and max(last, event.last_frame) - first + 1 <= max_len:
+            if event.first_frame <= last + merge_gap and max(last, event.last_frame) - first + 1 <= max_len and _same_subject([event], current, config):
                 current.append(event)
-                continue
-        windows.append([event])
+                break
+        else:
+            windows.append([event])
 
     # near-duplicates: close windows about the same object
     merged: list[list[Event]] = []
     for window in windows:
-        keys = set().union(*(_object_keys(e) for e in window))
-        places = [p for e in window for p in _places(e)]
         first = min(e.first_frame for e in window)
         last = max(e.last_frame for e in window)
         for other in reversed(merged[-3:]):
             other_first, other_last = min(e.first_frame for e in other), max(e.last_frame for e in other)
             if first - other_last > dup_gap or max(last, other_last) - min(first, other_first) + 1 > 2 * max_len:
                 continue
-            other_keys = set().union(*(_object_keys(e) for e in other))
-            other_places = [p for e in other for p in _places(e)]
-            near = any(np.hypot(*(a - b)) <= config.duplicate_distance_m for a in places for b in other_places)
-            if keys & other_keys or near:
+            if _same_subject(window, other, config):
                 other.extend(window)
                 break
         else:

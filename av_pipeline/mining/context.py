@@ -117,6 +117,38 @@ class MiningLog:
             center_ego_m=tuple(float(v) for v in center), center_world_m=world, score=float(boxes.scores[row]), num_lidar_points=points,
         )  # fmt: skip
 
+    # ---- LiDAR support (points on an object fall with the square of its range)
+    def unoccluded_points_r2(self, source: str, rows: dict[int, int], first: int, last: int, window: int) -> float:
+        """``points * range^2`` at its largest over a track's boxes within ``window`` positions of ``[first, last]``.
+
+        What the object shows when nothing hides it, as a range-free number: divide by
+        ``range^2`` for the points expected at some range. 0 without point counts.
+        """
+        best = 0.0
+        for p, row in rows.items():
+            if first - window <= p <= last + window:
+                boxes = self.shadow(p) if source == "shadow" else self.onboard(p)
+                if boxes.num_lidar_points is not None:
+                    best = max(best, float(boxes.num_lidar_points[row]) * float(np.hypot(*boxes.centers_m[row, :2])) ** 2)
+        return best
+
+    @cached_property
+    def typical_points_r2(self) -> dict[str, float]:
+        """Per class, the median ``points * range^2`` of onboard boxes the shadow confirmed (or, without a
+        shadow model, of onboard boxes with at least 10 points): how many points this log's LiDAR puts
+        on such an object at 1 m, so ``value / range^2`` points are expected at some range."""
+        values: dict[str, list[float]] = {}
+        use_shadow = self.has("shadow")
+        for p in range(len(self.frames)):
+            boxes = self.onboard(p)
+            if boxes.num_lidar_points is None:
+                continue
+            for row in range(len(boxes)):
+                points = float(boxes.num_lidar_points[row])
+                if (use_shadow and self.match(p).onboard_is_matched(row)) or (not use_shadow and points >= 10):
+                    values.setdefault(str(boxes.labels[row]), []).append(points * float(np.hypot(*boxes.centers_m[row, :2])) ** 2)
+        return {label: float(np.median(v)) for label, v in values.items()}
+
     # ---- tracks
     @cached_property
     def onboard_tracks(self) -> dict[int, dict[int, int]]:

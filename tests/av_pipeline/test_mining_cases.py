@@ -18,13 +18,24 @@ def event(trigger, first, last, score=0.8, track=1, label="car", log="log", peak
     return Event(trigger, log, first, last, T0 + first * PERIOD, T0 + last * PERIOD, first if peak is None else peak, score, label, 10.0, (obj,), f"{trigger} on {track}")
 
 
-def test_events_overlapping_in_time_form_one_window_and_score_as_noisy_or():
-    events = [event("ghost", 10, 12, 0.5, track=1, world=(0, 0, 0)), event("class_flip", 12, 14, 0.5, track=2, world=(50, 0, 0)), event("ghost", 40, 41, 0.9, track=3, world=(90, 0, 0))]
+def test_events_about_one_object_form_one_window_and_score_as_noisy_or():
+    events = [
+        event("ghost", 10, 12, 0.5, track=1, world=(0, 0, 0)),
+        event("class_flip", 12, 14, 0.5, track=1, world=(0.5, 0, 0)),
+        event("ghost", 40, 41, 0.9, track=3, world=(90, 0, 0)),
+    ]
     cases = build_cases(events, CaseConfig(rarity=0.0))
     assert [(c.first_frame, c.last_frame) for c in cases] == [(40, 41), (10, 14)]
     assert cases[1].score == pytest.approx(1 - 0.5 * 0.5)
     assert cases[1].triggers == ("ghost", "class_flip") and cases[1].case_id == f"log@{T0 + 10 * PERIOD}"
-    assert cases[1].reasons == ("ghost on 1", "class_flip on 2")
+    assert cases[1].reasons == ("ghost on 1", "class_flip on 1")
+
+
+def test_simultaneous_events_about_different_objects_are_different_cases():
+    events = [event("ghost", 10, 12, 0.5, track=1, world=(0, 0, 0)), event("class_flip", 12, 14, 0.5, track=2, world=(50, 0, 0))]
+    cases = build_cases(events, CaseConfig(rarity=0.0))
+    assert sorted((c.first_frame, c.last_frame) for c in cases) == [(10, 12), (12, 14)]
+    assert all(c.score == pytest.approx(0.5) for c in cases)
 
 
 def test_window_length_is_capped_and_long_events_keep_their_length():

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from av_pipeline.detect.geometry import bev_iou, cuboids_to_bev
 from av_pipeline.mining.context import MiningLog, frames_text
+from av_pipeline.mining.matching import aligned_scale_error
 from av_pipeline.mining.records import Event
 from av_pipeline.mining.registry import param, trigger
 from av_pipeline.taxonomy import PRODUCT_CLASSES
@@ -32,7 +34,30 @@ class MissedParams:
     min_points: int = param(10, "smallest number of LiDAR points inside the shadow box", minimum=0)
     max_range_m: float = param(65.0, "ignore objects further than this (metres; onboard range limit)", minimum=0.0)
     min_frames: int = param(2, "the miss must last this many adjacent frames", minimum=1)
+    max_onboard_iou: float = param(
+        0.1, "a shadow box that overlaps some onboard box (any class) by more BEV IoU than this was reported, not missed (a duplicate shadow box, or onboard paired another one)",
+        minimum=0.0, maximum=1.0,
+    )  # fmt: skip
+    visibility_window_frames: int = param(
+        10, "what the object shows unoccluded: the most points its shadow track had (scaled by range squared) within this many frames", minimum=1
+    )
+    full_visibility: float = param(
+        0.3, "a miss of an object showing at least this share of its unoccluded points scores in full; less visible ones (hidden, so a miss is expected) score less",
+        minimum=0.0, maximum=1.0,
+    )  # fmt: skip
     classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
+
+
+def _overlaps_onboard(log: MiningLog, p: int, row: int, max_iou: float) -> bool:
+    onboard = log.onboard(p) if log.has("onboard") else None
+    if onboard is None or not len(onboard):
+        return False
+    shadow = log.shadow(p)
+    near = np.hypot(*(onboard.centers_m[:, :2] - shadow.centers_m[row, :2]).T) <= float(np.hypot(*shadow.sizes_m[row, :2])) + 5.0
+    if not near.any():
+        return False
+    iou = bev_iou(cuboids_to_bev(shadow)[row : row + 1], cuboids_to_bev(onboard)[near])
+    return bool((iou > max_iou).any())
 
 
 @trigger("missed_by_onboard", MissedParams, needs=("shadow", "onboard"), family="shadow vs onboard")
@@ -41,8 +66,10 @@ def missed_by_onboard(log: MiningLog, params: MissedParams) -> list[Event]:
 
     Fires per shadow track over each run of at least ``min_frames`` adjacent frames where the
     shadow box has ``score >= min_score``, ``>= min_points`` LiDAR points, lies within
-    ``max_range_m`` and has no onboard partner. Score: mean shadow score, times the run length
-    over 5 frames (capped at 1).
+    ``max_range_m``, has no onboard partner and overlaps no onboard box by more than
+    ``max_onboard_iou`` (BEV IoU). Score: mean shadow score, times the run length over 3
+    frames (capped at 1), times the share of its unoccluded points the object shows at the
+    peak over ``full_visibility`` (capped at 1).
     """
     events = []
     for track, rows in log.shadow_tracks.items():
@@ -54,6 +81,7 @@ def missed_by_onboard(log: MiningLog, params: MissedParams) -> list[Event]:
             if (
                 boxes.labels[row] in params.classes and boxes.scores[row] >= params.min_score and points >= params.min_points
                 and rng <= params.max_range_m and not log.match(p).shadow_is_matched(row)
+                and not _overlaps_onboard(log, p, row, params.max_onboard_iou)
             ):  # fmt: skip
                 missed.append(p)
         for run in log.runs(missed):
@@ -63,13 +91,17 @@ def missed_by_onboard(log: MiningLog, params: MissedParams) -> list[Event]:
             peak = run[int(np.argmax(scores))]
             obj = log.object_ref(peak, "shadow", rows[peak])
             mean_points = int(round(np.mean([log.shadow(p).num_lidar_points[rows[p]] for p in run])))
+            full = log.unoccluded_points_r2("shadow", rows, run[0], run[-1], params.visibility_window_frames)
+            visible = min(1.0, obj.num_lidar_points * max(obj.range_m, 1.0) ** 2 / full) if full > 0 else 1.0
             reason = (
                 f"missed_by_onboard: shadow sees a {obj.label} at {obj.range_m:.0f} m (score {obj.score:.2f}, "
-                f"{obj.num_lidar_points} LiDAR points) that onboard missed for {frames_text(len(run))}"
+                f"{obj.num_lidar_points} LiDAR points, {100 * visible:.0f}% of what it shows unoccluded) that onboard missed for {frames_text(len(run))}"
             )
+            score = float(scores.mean()) * _persistence(len(run), 3) * min(1.0, visible / params.full_visibility)
             events.append(log.event(
-                "missed_by_onboard", run, peak, float(scores.mean()) * _persistence(len(run), 5), obj.label, obj.range_m, [obj], reason,
-                {"frames": len(run), "mean_shadow_score": round(float(scores.mean()), 3), "mean_points": mean_points, "shadow_track": int(track)},
+                "missed_by_onboard", run, peak, score, obj.label, obj.range_m, [obj], reason,
+                {"frames": len(run), "mean_shadow_score": round(float(scores.mean()), 3), "mean_points": mean_points,
+                 "visible_fraction": round(visible, 3), "shadow_track": int(track)},
             ))  # fmt: skip
     return events
 
@@ -82,6 +114,9 @@ class GhostParams:
     min_onboard_score: float = param(0.3, "ignore onboard boxes scored below this", minimum=0.0, maximum=1.0)
     max_range_m: float = param(50.0, "ignore boxes further than this (metres; far objects get few points anyway)", minimum=0.0)
     min_frames: int = param(2, "the ghost must last this many adjacent frames", minimum=1)
+    expected_points_scale: float = param(
+        25.0, "evidence 1 - exp(-expected / this): an empty box where the log's LiDAR puts this many points on such an object scores 0.63 of full", minimum=1e-3
+    )
     classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
 
 
@@ -89,8 +124,11 @@ class GhostParams:
 def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
     """An onboard object with (almost) no LiDAR points inside and, when a shadow model ran, no shadow partner.
 
-    Fires per onboard track over runs of at least ``min_frames`` adjacent frames. Score: onboard
-    score times ``1 - points / (max_points + 1)`` times the run length over 4 frames.
+    Fires per onboard track over runs of at least ``min_frames`` adjacent frames. Score:
+    ``(0.5 + 0.5 * onboard score) * (1 - points / (max_points + 1)) * evidence`` times the
+    run length over 3 frames, where the evidence ``1 - exp(-expected / expected_points_scale)``
+    grows with the points the log's LiDAR puts on confirmed objects of that class at that
+    range (median ``points * range^2``): an empty box at 15 m is a surer ghost than at 45 m.
     """
     events = []
     use_shadow = log.has("shadow")
@@ -114,13 +152,18 @@ def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
             peak = run[len(run) // 2]
             obj = log.object_ref(peak, "onboard", rows[peak])
             support = 1.0 - float(points.mean()) / (params.max_points + 1)
+            typical = log.typical_points_r2.get(obj.label, 0.0)
+            expected = typical / max(obj.range_m, 1.0) ** 2 if typical > 0 else float(params.expected_points_scale)
+            evidence = 1.0 - float(np.exp(-expected / params.expected_points_scale))
             reason = (
                 f"ghost: onboard reports a {obj.label} (track {track}) at {obj.range_m:.0f} m for {frames_text(len(run))} with "
-                f"{int(points.max())} LiDAR points inside{' and no shadow detection' if use_shadow else ''}"
+                f"{int(points.max())} LiDAR points inside (a {obj.label} there gets about {expected:.0f})"
+                f"{' and no shadow detection' if use_shadow else ''}"
             )
+            score = (0.5 + 0.5 * float(scores.mean())) * support * evidence * _persistence(len(run), 3)
             events.append(log.event(
-                "ghost", run, peak, float(scores.mean()) * support * _persistence(len(run), 4), obj.label, obj.range_m, [obj], reason,
-                {"frames": len(run), "max_points": int(points.max()), "onboard_track": int(track), "shadow_checked": use_shadow},
+                "ghost", run, peak, score, obj.label, obj.range_m, [obj], reason,
+                {"frames": len(run), "max_points": int(points.max()), "expected_points": round(expected, 1), "onboard_track": int(track), "shadow_checked": use_shadow},
             ))  # fmt: skip
     return events
 
@@ -228,10 +271,18 @@ class SizeParams:
     classes: tuple[str, ...] = param(_CLASSES, "classes (as onboard reports them) to consider", choices=_CLASSES)
 
 
+def _footprint_sorted(size: np.ndarray) -> np.ndarray:
+    """``(longer side, shorter side, height)``: a box reported with length and width swapped
+    (a pedestrian's heading is ambiguous) has the same size."""
+    return np.array([max(size[0], size[1]), min(size[0], size[1]), size[2]], dtype=np.float64)
+
+
 @trigger("size_disagreement", SizeParams, needs=("shadow", "onboard"), family="shadow vs onboard")
 def size_disagreement(log: MiningLog, params: SizeParams) -> list[Event]:
     """A matched pair whose sizes disagree: scale error (``1 - IoU`` aligned) of at least
     ``min_scale_error`` and a length, width or height that differs by ``min_size_difference_m``.
+    Length and width are compared as the longer and the shorter side, so a box with the two
+    swapped (a heading ambiguity, not a size error) does not fire.
 
     Score: mean ``scale error / (2 * min_scale_error)`` (capped at 1) times the shadow score,
     times the run length over 4 frames.
@@ -248,8 +299,10 @@ def size_disagreement(log: MiningLog, params: SizeParams) -> list[Event]:
 
     def value(p: int, pair: int) -> float:
         m = log.match(p)
-        difference = np.abs(log.shadow(p).sizes_m[m.shadow_index[pair]] - log.onboard(p).sizes_m[m.onboard_index[pair]]).max()
-        return float(m.scale_error[pair]) if difference >= params.min_size_difference_m else 0.0
+        a = _footprint_sorted(log.shadow(p).sizes_m[m.shadow_index[pair]])
+        b = _footprint_sorted(log.onboard(p).sizes_m[m.onboard_index[pair]])
+        difference = np.abs(a - b).max()
+        return float(aligned_scale_error(a[None], b[None])[0]) if difference >= params.min_size_difference_m else 0.0
 
     return _pair_error_events(
         log, "size_disagreement", params, value,
@@ -264,7 +317,7 @@ class HeadingParams:
     min_error_deg: float = param(30.0, "heading difference that fires (degrees)", minimum=0.0, maximum=180.0)
     min_shadow_score: float = param(0.5, "smallest shadow score of the pair", minimum=0.0, maximum=1.0)
     min_frames: int = param(2, "the disagreement must last this many adjacent frames", minimum=1)
-    max_range_m: float = param(60.0, "ignore objects further than this (metres)", minimum=0.0)
+    max_range_m: float = param(50.0, "ignore objects further than this (metres): with few points the shadow's own heading flips", minimum=0.0)
     classes: tuple[str, ...] = param(("car", "van", "truck", "cyclist"), "classes (as onboard reports them) to consider; pedestrians turn on the spot", choices=_CLASSES)
 
 

@@ -37,6 +37,9 @@ class FlickerParams:
         minimum=0.0,
     )  # fmt: skip
     min_points: int = param(25, "the confirming shadow box needs at least this many LiDAR points", minimum=0)
+    visibility_window_frames: int = param(
+        10, "the object's unoccluded point count is the most it showed (scaled to the gap's range) within this many frames of the gap", minimum=1
+    )
     classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
 
 
@@ -47,9 +50,10 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
     The gap frames must be in the log (a dead-lettered frame is not a flicker). The position
     in the gap is interpolated (in ``world``). A gap frame is confirmed when a shadow box lies
     within ``confirm_m`` of that position with at least ``min_points`` LiDAR points and at
-    least ``min_support_ratio`` of the points the onboard box had just before and after the
-    gap: the object was clearly visible and as visible as
-    before, yet onboard dropped it (an object that became hidden is expected to vanish).
+    least ``min_support_ratio`` of the points the object shows unoccluded: the most points the
+    onboard box had within ``visibility_window_frames`` of the gap, scaled by range squared.
+    The object was clearly visible, yet onboard dropped it (an object that became hidden
+    behind another is expected to vanish).
     Score 0.9 when every gap frame is confirmed, 0.6 without a shadow model, 0.2 otherwise.
     """
     events = []
@@ -71,8 +75,7 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
             wb = log.to_world(b, boxes_b.centers_m[rows[b]])[0]
             if label not in params.classes or np.hypot(*boxes_a.centers_m[rows[a], :2]) > params.max_range_m:
                 continue
-            around = [int(boxes_a.num_lidar_points[rows[a]]), int(boxes_b.num_lidar_points[rows[b]])] if boxes_a.num_lidar_points is not None else [0, 0]
-            needed = max(params.min_points, params.min_support_ratio * min(around))
+            full = log.unoccluded_points_r2("onboard", rows, a, b, params.visibility_window_frames)
             confirmed = 0
             for q in range(a + 1, b):
                 t = log.dt_s(a, q) / max(1e-9, log.dt_s(a, b))
@@ -82,10 +85,11 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
                     d = np.hypot(*(shadow.centers_m[:, :2] - expected[:2]).T)
                     i = int(np.argmin(d))
                     points = -1 if shadow.num_lidar_points is None else int(shadow.num_lidar_points[i])
+                    needed = max(params.min_points, params.min_support_ratio * full * (np.hypot(*shadow.centers_m[i, :2]) ** -2))
                     confirmed += int(d[i] <= params.confirm_m and points >= needed)
             if has_shadow:
                 if confirmed == gap:
-                    score, note = 0.9, f"shadow still sees it with its LiDAR points ({min(around)}+ around the gap)"
+                    score, note = 0.9, "shadow still sees it, as visible as when unoccluded nearby in time"
                 else:
                     score, note = 0.2, f"shadow confirms it, as visible as before, in {confirmed} of {gap} (it may have been hidden)"
             else:
