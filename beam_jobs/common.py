@@ -83,6 +83,46 @@ EXIT_CODES: dict[int, str] = {
 }
 
 
+#: Environment variable: torch and numba threads per worker process, set by the user. Not set
+#: by default: oneDNN's 2D convolutions round differently with different thread counts (scores
+#: differ by about 1e-7), so capping workers' threads would make pre-labels differ in their
+#: last bits from an in-process run's.
+THREADS_ENV = "AVP_THREADS_PER_WORKER"
+#: OpenMP settings for local worker processes that share the cores (they inherit the
+#: environment): waiting threads sleep instead of spinning, so two processes whose threads
+#: outnumber the cores do not burn each other's time. Results do not depend on it.
+WORKER_OPENMP_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
+def worker_threads_for(workers: int, cores: int | None = None) -> int:
+    """Threads per worker process when ``workers`` processes share ``cores`` cores (at least 1)."""
+    return max(1, (cores or os.cpu_count() or 1) // max(1, workers))
+
+
+def share_cores_with_workers() -> dict[str, str]:
+    """Environment for local worker processes started from here (set in ``os.environ``,
+    which they inherit, unless the user set it); returns it, for Spark's executor env."""
+    for key, value in WORKER_OPENMP_ENV.items():
+        os.environ.setdefault(key, value)
+    return {key: os.environ[key] for key in WORKER_OPENMP_ENV}
+
+
+def apply_worker_threads() -> int:
+    """In a worker process: cap torch's intra-op threads and numba's threads at
+    ``$AVP_THREADS_PER_WORKER`` when the user set it (returns it, 0 when unset). Faster when
+    several workers share few cores, but results then differ from an in-process run's in the
+    last bits (see :data:`THREADS_ENV`)."""
+    value = os.environ.get(THREADS_ENV, "")
+    threads = int(value) if value.isdigit() else 0
+    if threads > 0:
+        import numba
+        import torch
+
+        torch.set_num_threads(threads)
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return threads
+
+
 def exit_code_for(error: BaseException) -> int:
     """The :data:`EXIT_CODES` code for an error a job entry point caught."""
     if isinstance(error, DeadLetterThresholdError):
@@ -180,6 +220,7 @@ def create_pipeline(options: PipelineOptions) -> tuple[beam.Pipeline, str]:
     standard.runner = "DirectRunner"
     if direct.direct_running_mode == "multi_processing":
         _quiet_local_workers(options)
+        share_cores_with_workers()
     encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
     provision_info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
     runner = fn_runner.FnApiRunner(provision_info=provision_info)

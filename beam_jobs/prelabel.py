@@ -51,6 +51,7 @@ from beam_jobs.common import (
     LogReaderOptions,
     OutputOptions,
     WriteDeadLetters,
+    apply_worker_threads,
     counter_values,
     create_pipeline,
     dead_letter,
@@ -116,6 +117,7 @@ class DetectorModelHandler(ModelHandler[np.ndarray, Any, Any]):
     def load_model(self) -> Any:
         from av_pipeline.detect import Detector
 
+        apply_worker_threads()
         return Detector.from_pretrained(self._weights, self._device)
 
     def run_inference(self, batch: Sequence[np.ndarray], model: Any, inference_args: dict | None = None) -> Iterable[Any]:

@@ -19,7 +19,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from av_pipeline.records import FrameRef
-from beam_jobs.common import DEAD_LETTER_TAG, PROGRESS_LOGGER, ProgressLog, ReaderCache, dead_letter, write_json
+from beam_jobs.common import DEAD_LETTER_TAG, PROGRESS_LOGGER, ProgressLog, ReaderCache, apply_worker_threads, dead_letter, write_json
 
 METRICS_NAMESPACE = "avp.run"
 SUMMARY_FILE = "summary.json"
@@ -200,6 +200,7 @@ class FuseFn(ReaderCache, beam.DoFn):
 
     def setup(self) -> None:
         ReaderCache.setup(self)
+        apply_worker_threads()
         self._progress = ProgressLog("FuseAndVoxelize", "frames", self._progress_interval_s)
 
     def process(self, ref: FrameRef, contexts: Mapping[str, LogContext]) -> Iterator[Any]:

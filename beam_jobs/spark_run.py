@@ -42,7 +42,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from av_pipeline.errors import ConfigError
 from beam_jobs import mine as mine_job
-from beam_jobs.common import DEAD_LETTER_TAG, PROGRESS_LOGGER, show_progress_lines
+from beam_jobs.common import DEAD_LETTER_TAG, PROGRESS_LOGGER, THREADS_ENV, share_cores_with_workers, show_progress_lines
 from beam_jobs.ingest import ListFrames
 from beam_jobs.prelabel import DetectorModelHandler
 from beam_jobs.run import (
@@ -174,6 +174,10 @@ def spark_context(master: str, conf_pairs: Sequence[str] = ()) -> Any:
         raise ConfigError(f"engine spark: pyspark is not installed ({exc}); pip install 'av-pipeline[spark]'") from exc
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     conf = SparkConf().setMaster(master).setAppName("avp-run").set("spark.ui.enabled", "false").set("spark.python.worker.reuse", "true")
+    for key, value in share_cores_with_workers().items():  # Python workers share the cores
+        conf.setExecutorEnv(key, value)
+    if THREADS_ENV in os.environ:
+        conf.setExecutorEnv(THREADS_ENV, os.environ[THREADS_ENV])
     for pair in conf_pairs:
         key, sep, value = pair.partition("=")
         if not sep:

@@ -179,3 +179,24 @@ def test_run_dofn_calls_setup_once_splits_tags_and_streams():
     assert fn.setups == 1 and fn.closed
     partitioner = ChunkPartitioner({("a", 0): 0, ("a", 1): 1, ("b", 0): 2}, 4)
     assert [partitioner(("a", i)) for i in (0, 3, 4, 7)] == [0, 0, 1, 1] and partitioner(("b", 2)) == 2
+
+
+def test_worker_threads_are_capped_only_when_asked(monkeypatch):
+    import numba
+    import torch
+
+    from beam_jobs.common import THREADS_ENV, apply_worker_threads, share_cores_with_workers, worker_threads_for
+
+    assert worker_threads_for(2, cores=2) == 1 and worker_threads_for(2, cores=16) == 8 and worker_threads_for(4, cores=2) == 1
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert share_cores_with_workers() == {"OMP_WAIT_POLICY": "PASSIVE"} and os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    previous = torch.get_num_threads(), numba.get_num_threads()
+    try:
+        monkeypatch.delenv(THREADS_ENV, raising=False)
+        assert apply_worker_threads() == 0 and torch.get_num_threads() == previous[0]  # unset: left alone
+        monkeypatch.setenv(THREADS_ENV, "1")
+        assert apply_worker_threads() == 1
+        assert torch.get_num_threads() == 1 and numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous[0])
+        numba.set_num_threads(previous[1])
