@@ -126,8 +126,8 @@ def _pairs(
 
 
 @numba.njit(cache=True)
-def _strided_outputs(coords: np.ndarray, out_shape: np.ndarray, kernel: np.ndarray, stride: np.ndarray, padding: np.ndarray) -> np.ndarray:
-    """Sorted unique linear keys of every output voxel some input voxel reaches."""
+def _reached_keys(coords: np.ndarray, out_shape: np.ndarray, kernel: np.ndarray, stride: np.ndarray, padding: np.ndarray) -> np.ndarray:
+    """Linear keys of the output voxels each input voxel reaches (with repeats, unsorted)."""
     per_voxel = kernel[0] * kernel[1] * kernel[2]
     keys = np.empty(len(coords) * per_voxel, np.int64)
     count = 0
@@ -147,27 +147,7 @@ def _strided_outputs(coords: np.ndarray, out_shape: np.ndarray, kernel: np.ndarr
                         continue
                     keys[count] = ((b * out_shape[0] + nz // stride[0]) * out_shape[1] + ny // stride[1]) * out_shape[2] + nx // stride[2]
                     count += 1
-    return np.unique(keys[:count])
-
-
-@numba.njit(cache=True)
-def _mark_strided_outputs(coords: np.ndarray, out_shape: np.ndarray, kernel: np.ndarray, stride: np.ndarray, padding: np.ndarray, marks: np.ndarray) -> None:
-    """Set ``marks[key] = 1`` for every output voxel some input voxel reaches (keys as :func:`_strided_outputs`)."""
-    for i in range(len(coords)):
-        b = np.int64(coords[i, 0])
-        for kz in range(kernel[0]):
-            nz = coords[i, 1] + padding[0] - kz
-            if nz < 0 or nz % stride[0] != 0 or nz // stride[0] >= out_shape[0]:
-                continue
-            for ky in range(kernel[1]):
-                ny = coords[i, 2] + padding[1] - ky
-                if ny < 0 or ny % stride[1] != 0 or ny // stride[1] >= out_shape[1]:
-                    continue
-                for kx in range(kernel[2]):
-                    nx = coords[i, 3] + padding[2] - kx
-                    if nx < 0 or nx % stride[2] != 0 or nx // stride[2] >= out_shape[2]:
-                        continue
-                    marks[((b * out_shape[0] + nz // stride[0]) * out_shape[1] + ny // stride[1]) * out_shape[2] + nx // stride[2]] = 1
+    return keys[:count]
 
 
 #: Output grids up to this many cells (batch included) find their voxels with a byte map, larger ones by sorting.
@@ -176,12 +156,13 @@ _BITMAP_CELLS = 1 << 26
 
 def _output_keys(coords: np.ndarray, out_shape: np.ndarray, kernel: np.ndarray, stride: np.ndarray, padding: np.ndarray) -> np.ndarray:
     """Sorted unique linear keys of a strided convolution's output voxels."""
+    keys = _reached_keys(coords, out_shape, kernel, stride, padding)
     batches = int(coords[:, 0].max()) + 1 if len(coords) else 1
     cells = batches * int(np.prod(out_shape))
     if cells > _BITMAP_CELLS:
-        return _strided_outputs(coords, out_shape, kernel, stride, padding)
+        return np.unique(keys)
     marks = np.zeros(cells, np.uint8)
-    _mark_strided_outputs(coords, out_shape, kernel, stride, padding, marks)
+    marks[keys] = 1
     return np.flatnonzero(marks).astype(np.int64)
 
 

@@ -156,3 +156,14 @@ def test_voxel_order_sorts_by_batch_then_z_y_x():
     coords = np.array([[1, 0, 0, 0], [0, 2, 1, 1], [0, 0, 5, 3], [0, 0, 5, 1]], np.int32)
     order = voxel_order(coords, (4, 8, 8))
     assert order.tolist() == [3, 2, 1, 0]
+
+
+def test_strided_outputs_are_the_same_by_byte_map_and_by_sorting(monkeypatch):
+    import av_pipeline.detect.sparse_cpu as sparse_cpu
+
+    coords = _random_voxels(np.random.default_rng(11), (9, 40, 36), 300, 2)
+    by_map = build_rulebook(coords, (9, 40, 36), (3, 3, 3), (2, 2, 2), (1, 1, 1), subm=False)
+    monkeypatch.setattr(sparse_cpu, "_BITMAP_CELLS", 0)
+    by_sort = build_rulebook(coords, (9, 40, 36), (3, 3, 3), (2, 2, 2), (1, 1, 1), subm=False)
+    np.testing.assert_array_equal(by_map.out_coords, by_sort.out_coords)
+    assert len(np.unique(by_map.out_coords, axis=0)) == len(by_map.out_coords)
