@@ -76,4 +76,8 @@ say "installing av-pipeline with every extra, pyspark and the test tools"
 "${pip[@]}" --no-deps nuscenes-devkit 2>&1 | grep -v "^WARNING: Location" >&2 || true
 "$venv/bin/python" -c 'import calibration, av_pipeline, beam_jobs, open3d, spconv, pyspark' \
   || { say "ERROR: the installation is incomplete (see pip output above)."; exit 1; }
+# The bundled synthetic log (the demo's input) is generated, not stored in git: about 15 s,
+# checked against av_pipeline/data/synthetic/synthetic_default.sha256.json.
+"$venv/bin/python" -c 'from av_pipeline.synthetic import bundled_log; print(bundled_log().mcap)' >/dev/null \
+  || { say "ERROR: could not generate the bundled synthetic log (see above)."; exit 1; }
 say "ready: $venv"

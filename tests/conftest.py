@@ -11,6 +11,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("AVP_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Generate the bundled synthetic log once, before any test reads it (a lock serialises xdist workers)."""
+    from av_pipeline.synthetic import bundled_log
+
+    bundled_log()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--fuzz-iterations",

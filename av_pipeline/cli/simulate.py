@@ -46,7 +46,7 @@ class SimulateCommand(Command):
         )
         parser.add_argument("--preview", action="store_true", help="save a BEV image and the camera images of one frame with boxes")
         parser.add_argument("--preview-frame", type=int, default=None, help="which frame to preview (default the middle one)")
-        parser.add_argument("--bundled", action="store_true", help="write the package's bundled log (its fixed configuration)")
+        parser.add_argument("--bundled", action="store_true", help="write the package's bundled log (its fixed configuration) and check it against the recorded digests (exit 1 when they differ)")
 
     @classmethod
     def run(cls, args: argparse.Namespace) -> int:
@@ -118,4 +118,13 @@ class SimulateCommand(Command):
         for path in (log.mcap, log.kitti_drive, log.anomalies, log.labels, log.planned_path, log.meta, log.rig):
             if path is not None:
                 print(f"  {path}")
+        if args.bundled:
+            from av_pipeline.synthetic.bundled import DIGESTS_NAME, expected_digests, file_digests
+
+            found = file_digests(args.out)
+            differing = sorted(name for name, entry in expected_digests().items() if found.get(name) != entry)
+            if differing:
+                print(f"differs from the recorded digests ({DIGESTS_NAME}): {', '.join(differing)}")
+                return 1
+            print(f"identical to the recorded digests ({DIGESTS_NAME})")
         return 0

@@ -7,7 +7,7 @@ Guide: docs/synthetic.md. Entry points:
 - :class:`SyntheticDrive` renders frames on demand (:class:`SyntheticFrame`);
 - :func:`write_synthetic_log` writes MCAP and/or KITTI raw plus the side files
   (answer key, labels, planned path);
-- :func:`bundled_log` is the small log shipped with the package (the main job's default input);
+- :func:`bundled_log` is the small log that comes with the package (generated on first use; the main job's default input);
 - ``avp simulate`` is the command line.
 """
 

@@ -182,3 +182,41 @@ def test_cli_simulate_with_preview(tmp_path, capsys) -> None:
     for name in ("bev.png", "camera_front.jpg", "camera_left.jpg", "camera_right.jpg", "preview.jpg"):
         assert (out / "preview" / name).stat().st_size > 1000
     assert main(["simulate", "--frames", "2", "--out", str(out), "--preview", "--preview-frame", "5"]) == 1
+
+
+def test_bundled_log_matches_the_recorded_digests() -> None:
+    from av_pipeline.synthetic.bundled import expected_digests, file_digests
+
+    log = bundled_log()
+    expected = expected_digests()
+    assert sorted(expected) == sorted(p.name for p in vars(log).values())
+    assert file_digests(log.mcap.parent) == expected
+
+
+@pytest.mark.slow
+def test_bundled_log_generation_is_safe_from_two_processes(tmp_path) -> None:
+    """Two processes asking for the log in an empty folder: one generates, the other waits; same bytes as recorded."""
+    import subprocess
+    import sys
+
+    from av_pipeline.synthetic.bundled import expected_digests, file_digests
+
+    code = f"from av_pipeline.synthetic import bundled_log; print(bundled_log({str(tmp_path)!r}).mcap)"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in results]
+    assert {out.strip() for out, _ in results} == {str(tmp_path / "synthetic_default.mcap")}
+    assert sum("generating the bundled synthetic log" in err for _, err in results) == 1
+    assert file_digests(tmp_path) == expected_digests()
+    assert not list(tmp_path.glob(".generating-*"))
+
+
+def test_bundled_log_without_digests_is_refused(tmp_path) -> None:
+    from av_pipeline.errors import LogFormatError
+    from av_pipeline.synthetic.bundled import expected_digests
+
+    (tmp_path / "bad.json").write_text('{"files": 3}')
+    with pytest.raises(LogFormatError, match="files"):
+        expected_digests(tmp_path / "bad.json")
+    with pytest.raises(LogFormatError, match="reinstall"):
+        expected_digests(tmp_path / "missing.json")
