@@ -105,7 +105,12 @@ class DetectorModelHandler(ModelHandler[np.ndarray, Any, Any]):
     """``RunInference`` handler: ``(N, 3)`` float32 ego-frame points -> :class:`~av_pipeline.boxes.Cuboids`.
 
     The :class:`~av_pipeline.detect.Detector` is loaded once per worker process (Beam's
-    shared model) and frames are batched (``max_batch_size``) into one forward pass.
+    shared model) and frames are batched into one forward pass: exactly ``max_batch_size``
+    frames per batch (fewer only at the end of a bundle). A fixed size rather than Beam's
+    adaptive one (which grows from 1 as it times batches) keeps a worker's memory the same
+    whatever the log's length: the forward pass's working memory grows with the batch (about
+    200 MB for one frame of the shipped model on CPU, 470 MB for four), and with adaptive
+    sizes a longer run was more likely to reach the largest batches (issue 12).
     """
 
     def __init__(self, weights: str | None = None, device: str | None = None, max_batch_size: int = 4) -> None:
@@ -124,7 +129,7 @@ class DetectorModelHandler(ModelHandler[np.ndarray, Any, Any]):
         return model.detect_points_batch(list(batch))
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
-        return {"min_batch_size": 1, "max_batch_size": self._max_batch_size}
+        return {"min_batch_size": self._max_batch_size, "max_batch_size": self._max_batch_size}
 
     def get_metrics_namespace(self) -> str:
         return METRICS_NAMESPACE

@@ -1,7 +1,8 @@
 """The main job: drive logs -> frame index, fusion and voxels, pre-labels, mined cases,
 edge-case datasets and the mining report, as one Beam pipeline (``avp run``, ``make demo``).
 
-Steps (stable labels; DoFns in :mod:`beam_jobs.run_steps`)::
+Steps (stable labels; DoFns in :mod:`beam_jobs.run_steps`); options and
+output folder in :mod:`beam_jobs.run_config`, the summary in :mod:`beam_jobs.run_summary`::
 
     ExpandLogs -> ListFrames -> Ingest (load + validate; the ingest job's rules) -> WriteIndex
       -> GroupIndex -> LogContexts (per log: pose trajectory, drift-check frames; a side input)
@@ -42,8 +43,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence, Tuple
 
 import apache_beam as beam
@@ -51,35 +50,37 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from av_pipeline.errors import AVPipelineError, ConfigError
-from av_pipeline.ingest import expand_log_patterns, import_reader_modules, parse_reader_options
+from av_pipeline.errors import AVPipelineError
 from beam_jobs import mine as mine_job
 from beam_jobs.common import (
     DEAD_LETTER_TAG,
     PROGRESS_LOGGER,
-    JobAccountingError,
     JobFailedError,
     counter_values,
     create_pipeline,
     exit_code_for,
-    prepare_output_dir,
     show_progress_lines,
-    unknown_pipeline_args,
     wait_with_progress,
-    write_json,
 )
 from beam_jobs.ingest import METRICS_NAMESPACE as INGEST_NAMESPACE
-from beam_jobs.ingest import ExpandLogs, IngestOptions, ListFrames
-from beam_jobs.prelabel import PRELABEL_DIR, DetectorModelHandler, PrelabelOptions
+from beam_jobs.ingest import ExpandLogs, ListFrames
+from beam_jobs.prelabel import DetectorModelHandler
+from beam_jobs.run_config import (  # noqa: F401 - re-exported: the job's public names live here too
+    RUN_OUTPUTS,
+    RunConfig,
+    RunOptions,
+    complete_logs,
+    job_arguments,
+    prepare_run_output,
+    resolve_config,
+)
+from beam_jobs.run_resume import RESUMED_TAGS, checkpoint_record, resumed_outputs, write_checkpoint, write_log_index
 from beam_jobs.run_steps import (
     DATASETS_DIR,
-    DEAD_LETTERS_FILE,
     DRIFT_TAG,
     FIGURES_TAG,
     METRICS_NAMESPACE,
     PRODUCTS_TAG,
-    REPORT_DIR,
-    SUMMARY_FILE,
     ExportCaseFn,
     FinalizeFn,
     FuseFn,
@@ -87,96 +88,7 @@ from beam_jobs.run_steps import (
     drift_verdict,
     log_context,
 )
-from beam_jobs.run_resume import RESUMED_TAGS, checkpoint_record, resumed_outputs, write_checkpoint, write_log_index
-
-#: Everything the job writes in ``--out`` (replaced as a whole with ``--overwrite``).
-RUN_OUTPUTS = (
-    "ingest/index/*", "frames.jsonl", f"{PRELABEL_DIR}/*/*", "cases.parquet", "events.parquet", "cases.json", "campaign.json",
-    mine_job.MINING_FILE, f"{DATASETS_DIR}/*", "figures/*", "calibration/*", "dead_letters/*", f"{REPORT_DIR}/*", SUMMARY_FILE,
-)  # fmt: skip
-
-
-class RunOptions(PipelineOptions):
-    """Options of the main job besides those of ingest (``--logs``, ``--out``, readers),
-    the pre-label job (``--weights``, ``--device``, ``--batch_size``) and the mining job
-    (``--campaign``), which Beam parses together with these."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser: Any) -> None:
-        parser.add_argument(
-            "--export_formats", default="openlabel,kitti,mcap", help="formats of each case's dataset, comma-separated (default: openlabel,kitti,mcap)"
-        )
-        parser.add_argument("--report_top_cases", type=int, default=20, help="cases with pictures in the report (default 20)")
-        parser.add_argument(
-            "--resume", action="store_true", default=False,
-            help="keep the checkpointed logs of an earlier run in --out (outputs complete: checkpoints/<log>.json) and redo the rest",
-        )  # fmt: skip
-
-
-def _formats(text: str) -> list[str]:
-    from av_pipeline.export import CASE_FORMATS
-
-    formats = [f.strip() for f in str(text).split(",") if f.strip()]
-    unknown = [f for f in formats if f not in CASE_FORMATS]
-    if unknown or not formats:
-        raise ConfigError(f"export_formats: expected some of {list(CASE_FORMATS)}, got {formats}")
-    return formats
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """The main job's checked options (what the Beam pipeline and the Spark driver both need)."""
-
-    out: str
-    campaign: str
-    formats: tuple[str, ...]
-    reader: str | None
-    reader_options: Mapping[str, Any]
-    reader_modules: tuple[str, ...]
-    weights: str | None
-    device: str | None
-    batch_size: int
-    top_cases: int
-    progress_interval_s: float
-    overwrite: bool
-    resume: bool
-    logs: tuple[str, ...]
-
-    @property
-    def model_name(self) -> str:
-        """The shadow model's name in the pre-label files."""
-        return self.weights or "cpu_small"
-
-
-def resolve_config(options: PipelineOptions) -> RunConfig:
-    """Check the main job's options; import the reader modules.
-
-    Raises:
-        ConfigError: bad ``--out``, ``--batch_size``, ``--campaign``, ``--export_formats``,
-            ``--report_top_cases`` or reader options.
-    """
-    opts = options.view_as(mine_job.MineOptions)
-    model = options.view_as(PrelabelOptions)
-    run_opts = options.view_as(RunOptions)
-    if not opts.out:
-        raise ConfigError("out: expected an output directory (--out DIR), got none")
-    if model.batch_size < 1:
-        raise ConfigError(f"batch_size: expected a positive integer, got {model.batch_size}")
-    if run_opts.report_top_cases < 0:
-        raise ConfigError(f"report_top_cases: expected a number >= 0, got {run_opts.report_top_cases}")
-    if run_opts.resume and opts.overwrite:
-        raise ConfigError("resume: --resume keeps an earlier run's complete logs and --overwrite deletes them; pass one")
-    formats = _formats(run_opts.export_formats)
-    from av_pipeline.mining import load_campaign
-
-    load_campaign(opts.campaign)  # refuse a bad campaign before anything runs
-    reader_options = parse_reader_options(opts.reader_option)
-    import_reader_modules(list(opts.reader_module))
-    return RunConfig(
-        opts.out, opts.campaign, tuple(formats), opts.reader, reader_options, tuple(opts.reader_module), model.weights, model.device,
-        model.batch_size, run_opts.report_top_cases, opts.progress_interval_s, bool(opts.overwrite), bool(run_opts.resume),
-        tuple(options.view_as(IngestOptions).logs or ()),
-    )  # fmt: skip
+from beam_jobs.run_summary import RunSummary, finish_run, print_summary  # noqa: F401 - re-exported
 
 
 def _tag_by_log(element: Any, tag: str) -> tuple[str, tuple[str, Any]]:
@@ -331,52 +243,11 @@ class WriteCheckpointFn(beam.DoFn):
             yield write_checkpoint(self._out, record)
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    """What the main job did (``summary.json`` holds these and more: fusion numbers, drift checks)."""
-
-    out: str
-    runner: str
-    campaign: str
-    logs: int
-    frames_listed: int
-    frames_mined: int
-    frames_dead_lettered: int
-    logs_dead_lettered: int
-    cases: int
-    cases_exported: int
-    cases_dead_lettered: int
-    events: int
-    elapsed_s: float
-    report: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-safe summary."""
-        return dict(self.__dict__)
-
-
 def _describe(counters: Mapping[str, int]) -> str:
     return (
         f"{counters.get('frames_indexed', 0)} frames indexed, {counters.get('frames_fused', 0)} fused, "
         f"{counters.get('cases_exported', 0)} cases exported"
     )
-
-
-def job_arguments(argv: Sequence[str] | None) -> list[str]:
-    """The command line with the bundled synthetic log added when no ``--logs`` is given.
-
-    Raises:
-        ConfigError: an option no options class declares (Beam would only log and ignore it).
-    """
-    args = list(argv) if argv is not None else sys.argv[1:]
-    unknown = unknown_pipeline_args(args)
-    if unknown:
-        raise ConfigError(f"unknown option(s) {unknown}; see python -m beam_jobs.run --help")
-    if not any(a == "--logs" or a.startswith("--logs=") for a in args):
-        from av_pipeline.synthetic import bundled_log
-
-        args.append(f"--logs={bundled_log().mcap}")
-    return args
 
 
 def run(argv: Sequence[str] | None = None) -> RunSummary:
@@ -404,99 +275,6 @@ def run(argv: Sequence[str] | None = None) -> RunSummary:
     return finish_run(config, runner, len(uris), round(time.monotonic() - start, 2), counters.get("frames_listed"))
 
 
-def finish_run(config: RunConfig, runner: str, logs: int, elapsed_s: float, frames_listed: int | None = None) -> RunSummary:
-    """After the job: add ``elapsed_s`` to ``summary.json``, check the accounting, return the summary.
-
-    Args:
-        frames_listed: the runner's own count of listed frames when it reports counters
-            (checked against the pipeline's); else the count in ``summary.json``.
-
-    Raises:
-        JobAccountingError: frames listed != mined + dead-lettered, or the two listed counts differ.
-    """
-    summary_path = FileSystems.join(config.out, SUMMARY_FILE)
-    document = _read_json(summary_path)
-    document["elapsed_s"] = elapsed_s
-    write_json(summary_path, document)
-    listed = int(document["frames_listed"])
-    if frames_listed is not None and int(frames_listed) != listed:
-        raise JobAccountingError(f"the main job counted {frames_listed} listed frames in its counters but {listed} in its summary (a bug)")
-    report = FileSystems.join(config.out, REPORT_DIR, "index.html")
-    summary = RunSummary(
-        out=config.out, runner=runner, campaign=config.campaign, logs=logs, frames_listed=listed,
-        frames_mined=int(document["frames_mined"]), frames_dead_lettered=int(document["frames_dead_lettered"]),
-        logs_dead_lettered=int(document["logs_dead_lettered"]), cases=int(document["cases"]), cases_exported=int(document["cases_exported"]),
-        cases_dead_lettered=int(document["cases_dead_lettered"]), events=int(document["events"]), elapsed_s=elapsed_s,
-        report=report if FileSystems.exists(report) else None,
-    )  # fmt: skip
-    if summary.frames_listed != summary.frames_mined + summary.frames_dead_lettered:
-        raise JobAccountingError(
-            f"the main job lost frames (a bug): listed {summary.frames_listed} != mined {summary.frames_mined} + dead-lettered {summary.frames_dead_lettered}"
-        )
-    return summary
-
-
-def complete_logs(config: RunConfig) -> dict[str, dict[str, Any]]:
-    """With ``--resume``: the checkpoints in ``--out`` of logs given in this run (log id ->
-    record); otherwise none."""
-    if not config.resume:
-        return {}
-    from beam_jobs.run_resume import read_checkpoints
-
-    uris = set(expand_log_patterns(list(config.logs)))
-    return {log_id: record for log_id, record in read_checkpoints(config.out).items() if record["log_uri"] in uris}
-
-
-def prepare_run_output(config: RunConfig, done: Mapping[str, Any]) -> None:
-    """Clear ``--out`` for a run: refuse an earlier run's outputs without ``--overwrite`` or
-    ``--resume``; with ``--resume`` delete everything but the complete logs' per-log files
-    (index, pre-labels, pictures, rig files, checkpoint), which the run reuses.
-
-    Raises:
-        ConfigError: earlier outputs without ``--overwrite`` / ``--resume``.
-    """
-    from beam_jobs.prelabel import safe_name
-    from beam_jobs.run_resume import CHECKPOINT_DIR, checkpoint_path, index_path
-
-    outputs = (*RUN_OUTPUTS, f"{CHECKPOINT_DIR}/*")
-    if not config.resume:
-        prepare_output_dir(config.out, outputs, config.overwrite)
-        return
-    keep = set()
-    for log_id in done:
-        keep |= {checkpoint_path(config.out, log_id), index_path(config.out, log_id)}
-        keep |= {FileSystems.join(config.out, folder, safe_name(log_id)) for folder in (PRELABEL_DIR, "figures", "calibration")}
-    stale = [
-        m.path for pattern in outputs for m in FileSystems.match([FileSystems.join(config.out, pattern)])[0].metadata_list
-        if not any(m.path == k or m.path.startswith(k + "/") for k in keep)
-    ]  # fmt: skip
-    if stale:
-        FileSystems.delete(stale)
-    if "://" not in config.out:
-        Path(config.out).mkdir(parents=True, exist_ok=True)
-
-
-def _read_json(path: str) -> dict[str, Any]:
-    import json
-
-    with FileSystems.open(path) as handle:
-        return json.loads(handle.read().decode("utf-8"))
-
-
-def print_summary(summary: RunSummary, file: Any = None) -> None:
-    """Human-readable lines of a finished run."""
-    file = file or sys.stdout
-    print(
-        f"{summary.frames_mined} of {summary.frames_listed} frames mined in {summary.logs} log(s) with campaign {summary.campaign}: "
-        f"{summary.events} events, {summary.cases} cases, {summary.cases_exported} exported; dead letters: {summary.frames_dead_lettered} frames, "
-        f"{summary.logs_dead_lettered} logs, {summary.cases_dead_lettered} cases; {summary.elapsed_s:.1f} s on {summary.runner}",
-        file=file,
-    )
-    print(f"  datasets: {FileSystems.join(summary.out, DATASETS_DIR)}/ (manifest.json)", file=file)
-    if summary.report:
-        print(f"  report:   {summary.report}", file=file)
-
-
 def main(argv: Sequence[str] | None = None, job: Any = None, prog: str = "python -m beam_jobs.run", help_text: str | None = None) -> int:
     """``python -m beam_jobs.run`` (with ``job``, ``prog`` and ``help_text``: the Spark driver's
     entry point too); returns an exit code (see ``beam_jobs.common.EXIT_CODES``)."""
@@ -516,3 +294,4 @@ def main(argv: Sequence[str] | None = None, job: Any = None, prog: str = "python
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     sys.exit(main())
+

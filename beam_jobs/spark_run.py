@@ -45,21 +45,11 @@ from beam_jobs import mine as mine_job
 from beam_jobs.common import DEAD_LETTER_TAG, PROGRESS_LOGGER, THREADS_ENV, share_cores_with_workers, show_progress_lines
 from beam_jobs.ingest import ListFrames
 from beam_jobs.prelabel import DetectorModelHandler
-from beam_jobs.run import (
-    DATASETS_DIR,
-    METRICS_NAMESPACE,
-    FinalizeFn,
-    LogContextFn,
-    RunConfig,
-    RunSummary,
-    complete_logs,
-    finish_run,
-    job_arguments,
-    prepare_run_output,
-    resolve_config,
-)
+from beam_jobs.run import LogContextFn
+from beam_jobs.run_config import RunConfig, complete_logs, job_arguments, prepare_run_output, resolve_config
 from beam_jobs.run_resume import checkpoint_record, resumed_outputs, write_checkpoint
-from beam_jobs.run_steps import DRIFT_TAG, FIGURES_TAG, PRODUCTS_TAG, ExportCaseFn, FuseFn, IngestFn, drift_verdict
+from beam_jobs.run_steps import DATASETS_DIR, DRIFT_TAG, FIGURES_TAG, METRICS_NAMESPACE, PRODUCTS_TAG, ExportCaseFn, FinalizeFn, FuseFn, IngestFn, drift_verdict
+from beam_jobs.run_summary import RunSummary, finish_run
 
 #: Tag of a DoFn's main output in :func:`run_dofn`'s pairs.
 MAIN = "main"
