@@ -19,6 +19,7 @@ Run it with::
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from av_pipeline.records import FrameRef
 from beam_jobs.common import (
     DEAD_LETTER_TAG,
     PROGRESS_LOGGER,
+    ProgressLog,
     ReaderCache,
     JobAccountingError,
     JobFailedError,
@@ -108,10 +110,12 @@ class _RefineFn(beam.DoFn):
         from calibration import SE3
 
         log_id, items = element
+        start = time.monotonic()
         items = sorted(items, key=lambda item: item[0][0].timestamp_ns)
         timed = [TimedDetections(ref.timestamp_ns, None if pose is None else SE3.from_matrix(np.asarray(pose)), b) for (ref, pose), b in items]
         refined, _ = track_and_refine(timed)
         write_prelabels(FileSystems.join(self._out, PRELABEL_DIR, safe_name(log_id)), [((log_id, t.timestamp_ns), b, -1) for t, b in zip(timed, refined)], self._model)
+        PROGRESS_LOGGER.info("refine: %s: %d frames in %.1f s [worker pid %d]", log_id, len(items), time.monotonic() - start, os.getpid())
         for ((ref, _), _), boxes in zip(items, refined):
             yield ref, boxes
 
@@ -119,13 +123,19 @@ class _RefineFn(beam.DoFn):
 class _EvidenceFn(ReaderCache, beam.DoFn):
     """``(ref, shadow boxes)`` -> ``(log_id, (MiningFrame, rig))``: re-reads the frame to count points."""
 
-    def __init__(self, reader_options: dict[str, Any], reader_modules: Sequence[str]) -> None:
+    def __init__(self, reader_options: dict[str, Any], reader_modules: Sequence[str], progress_interval_s: float = 10.0) -> None:
         ReaderCache.__init__(self, reader_options, reader_modules)
+        self._progress_interval_s = progress_interval_s
         self.frames_ready = Metrics.counter(METRICS_NAMESPACE, "frames_with_evidence")
+
+    def setup(self) -> None:
+        ReaderCache.setup(self)
+        self._progress = ProgressLog("Evidence", "frames", self._progress_interval_s)
 
     def process(self, element: tuple[FrameRef, Any]) -> Iterator[Any]:
         from av_pipeline.mining import mining_frame
 
+        self._progress.tick()
         ref, shadow = element
         try:
             frame = self.reader(ref).load_frame(ref)
@@ -154,6 +164,7 @@ class _MineLogFn(beam.DoFn):
         from av_pipeline.mining import mine_log
 
         log_id, items = element
+        start = time.monotonic()
         items = list(items)
         try:
             result = mine_log([mf for mf, _, _ in items], self._campaign, items[0][1])
@@ -163,7 +174,10 @@ class _MineLogFn(beam.DoFn):
             return
         self.frames_mined.inc(result.frames)
         self.events.inc(len(result.events))
-        PROGRESS_LOGGER.info("mine: %s: %d frames, %d events, %d candidate cases", log_id, result.frames, len(result.events), len(result.candidates))
+        PROGRESS_LOGGER.info(
+            "mine: %s: %d frames, %d events, %d candidate cases in %.1f s [worker pid %d]",
+            log_id, result.frames, len(result.events), len(result.candidates), time.monotonic() - start, os.getpid(),
+        )  # fmt: skip
         yield result
 
 

@@ -41,6 +41,7 @@ Run it with::
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from typing import Any, Iterable, Iterator, Mapping, Sequence, Tuple
@@ -169,7 +170,7 @@ def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions, runner: st
         | "WriteCheckpoints" >> beam.ParDo(WriteCheckpointFn(out))
     )
     refined = (fresh_refined, resumed.refined) | "AllRefined" >> beam.Flatten()
-    evidence = refined | "Evidence" >> beam.ParDo(mine_job._EvidenceFn(reader_options, modules)).with_outputs(DEAD_LETTER_TAG, main="frames")  # noqa: SLF001
+    evidence = refined | "Evidence" >> beam.ParDo(mine_job._EvidenceFn(reader_options, modules, config.progress_interval_s)).with_outputs(DEAD_LETTER_TAG, main="frames")  # noqa: SLF001
     mined = (
         evidence.frames
         | "KeyEvidence" >> beam.Map(lambda kv: kv).with_output_types(keyed)
@@ -220,9 +221,12 @@ class LogContextFn(beam.DoFn):
 
     def process(self, element: tuple[str, Iterable[tuple[Any, dict[str, Any]]]]) -> Iterator[tuple[str, Any]]:
         log_id, items = element
+        start = time.monotonic()
         items = list(items)
         write_log_index(self._out, log_id, [row for _, row in items])
-        yield log_context((log_id, items))
+        context = log_context((log_id, items))
+        PROGRESS_LOGGER.info("index: %s: %d frames in %.1f s [worker pid %d]", log_id, len(items), time.monotonic() - start, os.getpid())
+        yield context
 
 
 class WriteCheckpointFn(beam.DoFn):

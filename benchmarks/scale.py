@@ -88,8 +88,9 @@ def _rss_mib(pid: int) -> float:
 
 
 def measure(engine: str, log: Path, out: Path) -> dict:
-    """One run of the main job; frames/s and peak RSS."""
+    """One run of the main job; frames/s, peak RSS and the load average (1, 5, 15 min) when it started."""
     command = [sys.executable, *ENGINES[engine], f"--logs={log}", f"--out={out}", "--overwrite", "--report_top_cases=1", "--progress_interval_s=60"]
+    load_before = [round(x, 2) for x in os.getloadavg()]
     start = time.monotonic()
     job = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak_one, peak_total, processes = 0.0, 0.0, 1
@@ -105,7 +106,7 @@ def measure(engine: str, log: Path, out: Path) -> dict:
     return {
         "engine": engine, "frames": frames, "elapsed_s": summary["elapsed_s"], "wall_s": round(time.monotonic() - start, 1),
         "frames_per_s": round(frames / summary["elapsed_s"], 3), "peak_rss_mib": round(peak_one), "peak_total_rss_mib": round(peak_total),
-        "processes": processes, "cases": summary["cases"], "frames_mined": summary["frames_mined"],
+        "processes": processes, "cases": summary["cases"], "frames_mined": summary["frames_mined"], "load_average_before": load_before,
     }  # fmt: skip
 
 
