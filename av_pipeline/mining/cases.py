@@ -9,9 +9,11 @@ Per log (:func:`build_cases`):
    ``merge_gap_s`` of the window's end and the window stays within ``max_window_s`` (a
    single longer event keeps its own length). Disagreements about different objects at the
    same time are different cases;
-2. a window's base score is the noisy-OR of its events' scores (independent evidence about
-   one object corroborates: ``1 - prod(1 - s)``), then weighted by rarity: events of rare triggers and
-   rare classes (in this run) count more, ``score * ((1 - rarity) + rarity * (1 - sqrt(share_trigger * share_class)))``;
+2. a window's score combines its triggers: each trigger counts once, with its strongest event
+   (one trigger firing again about the same object is the same evidence, not more), and
+   different triggers corroborate by noisy-OR, ``1 - prod(1 - s_trigger)``. Each event is first
+   weighted by rarity: events of rare triggers and rare classes (in this run) count more,
+   ``score * ((1 - rarity) + rarity * (1 - sqrt(share_trigger * share_class)))``;
 3. near-duplicates: windows within ``duplicate_gap_s`` that share an object (same track of
    the same source, or centres within ``duplicate_distance_m`` in ``world``) are merged into
    one case, as long as it spans at most twice ``max_window_s``;
@@ -130,7 +132,10 @@ def build_cases(events: Iterable[Event], config: CaseConfig, *, trigger_counts: 
     cases = []
     for window in merged:
         window.sort(key=lambda e: -e.score)
-        score = 1.0 - float(np.prod([1.0 - weighted(e) for e in window]))
+        strongest: dict[str, float] = {}
+        for event in window:
+            strongest[event.trigger] = max(strongest.get(event.trigger, 0.0), weighted(event))
+        score = 1.0 - float(np.prod([1.0 - v for v in strongest.values()]))
         keys: list[Event] = []
         for event in sorted(window, key=lambda e: -weighted(e)):
             if len(keys) < config.key_frames_per_case and event.peak_frame not in {k.peak_frame for k in keys}:

@@ -100,6 +100,39 @@ def test_localization_size_heading():
     assert "heads its cyclist 180 degrees away" in event.reason and "track 4" in event.reason
 
 
+@pytest.mark.parametrize(
+    ("name", "edit", "change_words"),
+    [
+        ("class_disagreement", lambda r: dict(r, label="van"), "class"),
+        ("heading_disagreement", lambda r: dict(r, yaw=r["yaw"] + np.pi), "degrees turned"),
+        ("localization_disagreement", lambda r: dict(r, center=r["center"] + [0.0, 2.0, 0.0]), "m off its own path"),
+        ("size_disagreement", lambda r: dict(r, size=r["size"] * 1.6), "scale error against its own size"),
+    ],
+)
+def test_who_changed_onboard_or_shadow(name, edit, change_words):
+    """The same disagreement scores in full when onboard itself changed for those frames, and
+    ``steady_factor`` as much when onboard stayed steady and the shadow's box changed."""
+    track = 2 if name != "heading_disagreement" else 4
+    change = in_frames(6, 9, lambda k, rows: [edit(r) if r["track"] == track else r for r in rows])
+    (onboard_changed,) = fire(name, Scene(CARS, edit_onboard=change))
+    (shadow_changed,) = fire(name, Scene(CARS, edit_shadow=change))
+    assert "onboard itself changed at its edges" in onboard_changed.reason and change_words in onboard_changed.reason
+    assert "onboard steady around it" in shadow_changed.reason and "the shadow may be wrong" in shadow_changed.reason
+    steady = registry.get(name).defaults().steady_factor
+    assert shadow_changed.score == pytest.approx(onboard_changed.score * steady, rel=0.35)
+    assert shadow_changed.score < 0.5 * onboard_changed.score
+    recorded = "onboard_changed" if name == "class_disagreement" else "onboard_change"
+    assert onboard_changed.details[recorded] and not shadow_changed.details[recorded]
+
+
+def test_disagreement_runs_bridge_short_gaps():
+    shift = lambda r: dict(r, center=r["center"] + [0.0, 2.0, 0.0])  # noqa: E731
+    broken = lambda k, rows: [shift(r) if r["track"] == 1 and k in (4, 5, 7, 8) else r for r in rows]  # noqa: E731
+    (event,) = fire("localization_disagreement", Scene(CARS, edit_onboard=broken))
+    assert (event.first_frame, event.last_frame, event.details["frames"]) == (4, 8, 4)
+    assert len(fire("localization_disagreement", Scene(CARS, edit_onboard=broken), bridge_frames=0)) == 2
+
+
 def test_pedestrian_heading_is_not_checked_by_default():
     turn = in_frames(3, 6, lambda k, rows: [dict(r, yaw=r["yaw"] + np.pi) if r["track"] == 3 else r for r in rows])
     assert fire("heading_disagreement", Scene(CARS, edit_onboard=turn)) == []
@@ -160,7 +193,8 @@ def test_camera_without_3d_and_lidar_without_camera():
         return CameraBoxes("front", boxes.boxes_px[keep], boxes.labels[keep], boxes.scores[keep], boxes.track_ids[keep])
 
     (event,) = fire("lidar_without_camera", Scene(CARS, with_camera_boxes=True, edit_camera=drop_2d))
-    assert "lidar_without_camera: onboard car track 2 at" in event.reason and "(200 LiDAR points) is in view of camera front but has no 2D box for 4 frames" in event.reason
+    assert "lidar_without_camera: onboard car track 2 at" in event.reason
+    assert re.search(r"\(200 LiDAR points, \d+% of what such an object shows there\) is in view of camera front but has no 2D box for 4 frames", event.reason)
 
 
 def test_planner_deviation_tolerance_grows_with_horizon():

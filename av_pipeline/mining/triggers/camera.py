@@ -56,13 +56,19 @@ def _covered(box: np.ndarray, others: np.ndarray, samples: int = 6) -> float:
     return float(inside.mean())
 
 
-def _assigned_iou(boxes_px: np.ndarray, projected_px: np.ndarray, visible: np.ndarray) -> np.ndarray:
+def _inflate(boxes_px: np.ndarray, margin_px: float) -> np.ndarray:
+    boxes = np.asarray(boxes_px, dtype=np.float64).reshape(-1, 4)
+    return boxes + np.array([-margin_px, -margin_px, margin_px, margin_px])
+
+
+def _assigned_iou(boxes_px: np.ndarray, projected_px: np.ndarray, visible: np.ndarray, margin_px: float = 0.0) -> np.ndarray:
     """``(N,)`` IoU of each 2D box with the projected cuboid assigned to it one to one
     (Hungarian on IoU; 0 when none): a cuboid explains one camera box, so a car hidden behind
-    another is not explained by the projection of the one in front."""
+    another is not explained by the projection of the one in front. Both boxes are grown by
+    ``margin_px`` on every side first, so a few pixels of jitter do not unpair a small box."""
     from scipy.optimize import linear_sum_assignment
 
-    iou = box_iou_2d(boxes_px, projected_px)
+    iou = box_iou_2d(_inflate(boxes_px, margin_px), _inflate(projected_px, margin_px))
     iou[:, ~np.asarray(visible, dtype=bool)] = 0.0
     rows, cols = linear_sum_assignment(-iou)
     out = np.zeros(len(boxes_px))
@@ -75,6 +81,10 @@ class CameraOnlyParams:
     """Parameters of ``camera_without_3d``."""
 
     min_iou: float = param(0.3, "a 2D box with a projected cuboid at this IoU or more has its 3D partner", minimum=0.0, maximum=1.0)
+    margin_px: float = param(
+        4.0, "both boxes grow by this many pixels on every side before the IoU: 2D detections and projected cuboids jitter by a few "
+        "pixels, which unpairs a 3-pixel-wide pedestrian without it", minimum=0.0,
+    )  # fmt: skip
     min_score: float = param(0.3, "ignore 2D boxes scored below this", minimum=0.0, maximum=1.0)
     min_height_px: float = param(10.0, "ignore 2D boxes smaller than this (pixels)", minimum=0.0)
     min_frames: int = param(2, "the 2D box must lack a cuboid this many adjacent frames", minimum=1)
@@ -92,7 +102,8 @@ TYPICAL_HEIGHT_M = {"car": 1.55, "van": 2.0, "truck": 3.0, "pedestrian": 1.7, "c
 @trigger("camera_without_3d", CameraOnlyParams, needs=("onboard", "camera_boxes", "rig"), family="camera vs LiDAR")
 def camera_without_3d(log: MiningLog, params: CameraOnlyParams) -> list[Event]:
     """An onboard 2D camera box that no projected onboard cuboid explains (cuboids and boxes are
-    paired one to one by IoU, so each cuboid explains at most one box).
+    paired one to one by IoU of the boxes grown by ``margin_px``, so each cuboid explains at
+    most one box).
 
     Boxes are followed over frames by their track id (per camera; untracked boxes fire per
     frame). Score: mean 2D score times the run length over 4 frames.
@@ -105,7 +116,7 @@ def camera_without_3d(log: MiningLog, params: CameraOnlyParams) -> list[Event]:
             if not len(boxes) or camera not in log.rig.camera_names:
                 continue
             projected = _projections(log, p, camera)
-            best = _assigned_iou(boxes.boxes_px, projected.box2d_px, projected.visible) if len(projected) else np.zeros(len(boxes))
+            best = _assigned_iou(boxes.boxes_px, projected.box2d_px, projected.visible, params.margin_px) if len(projected) else np.zeros(len(boxes))
             height = boxes.boxes_px[:, 3] - boxes.boxes_px[:, 1]
             typical = np.array([TYPICAL_HEIGHT_M.get(str(label), 1.7) for label in boxes.labels])
             estimated_range = log.rig.cameras[camera].model.fy_px * typical / np.maximum(height, 1e-6)
@@ -139,12 +150,26 @@ def camera_without_3d(log: MiningLog, params: CameraOnlyParams) -> list[Event]:
     return events
 
 
+def _visible_share(log: MiningLog, cuboids, ranges_m: np.ndarray) -> np.ndarray:
+    """``(N,)`` points on each cuboid over those this log's LiDAR typically puts on its class at its range (1 when unknown)."""
+    typical = np.array([log.typical_points_r2.get(str(label), 0.0) for label in cuboids.labels])
+    expected = typical / np.maximum(np.asarray(ranges_m, dtype=np.float64), 1.0) ** 2
+    points = np.asarray(cuboids.num_lidar_points, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(expected > 0, points / expected, 1.0)
+
+
 @dataclass(frozen=True)
 class LidarOnlyParams:
     """Parameters of ``lidar_without_camera``."""
 
     min_iou: float = param(0.3, "a projected cuboid with a 2D box at this IoU or more is seen by the camera", minimum=0.0, maximum=1.0)
-    min_points: int = param(20, "the cuboid needs this many LiDAR points (it is really there and not hidden)", minimum=0)
+    margin_px: float = param(4.0, "both boxes grow by this many pixels on every side before the IoU (jitter of small boxes)", minimum=0.0)
+    min_points: int = param(5, "the cuboid needs this many LiDAR points (it is really there)", minimum=0)
+    min_visible_share: float = param(
+        0.2, "and at least this share of the points this log's LiDAR typically puts on such an object at that range "
+        "(MiningLog.typical_points_r2): a cuboid the LiDAR sees only in part is likely hidden from the camera too", minimum=0.0,
+    )  # fmt: skip
     max_range_m: float = param(50.0, "ignore cuboids further than this (metres)", minimum=0.0)
     max_truncation: float = param(0.3, "ignore cuboids with more of their footprint outside the image", minimum=0.0, maximum=1.0)
     max_occlusion: float = param(0.5, "ignore cuboids whose projection is covered this much by nearer cuboids", minimum=0.0, maximum=1.0)
@@ -156,9 +181,12 @@ class LidarOnlyParams:
 @trigger("lidar_without_camera", LidarOnlyParams, needs=("onboard", "camera_boxes", "rig"), family="camera vs LiDAR")
 def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]:
     """An onboard 3D cuboid a camera should see (in front, in the image, LiDAR-supported, not
-    hidden behind nearer cuboids) with no 2D box in that camera.
+    hidden behind nearer cuboids) with no 2D box in that camera. Projected cuboids and 2D boxes
+    are paired one to one (IoU of the boxes grown by ``margin_px``), so the box of an object
+    beside or behind it does not count as its own.
 
-    Score: ``min(1, points / (5 * min_points))`` times the run length over 4 frames.
+    Score: ``min(1, share / 0.5)`` for the share of the typical points it shows, times the
+    span of the run over 4 frames.
     """
     hits: dict[tuple[str, int], dict[int, int]] = {}
     for p, frame in enumerate(log.frames):
@@ -170,11 +198,15 @@ def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]
             boxes = frame.onboard.camera_boxes.get(camera)
             projected = _projections(log, p, camera)
             depth = np.where(projected.corners_depth_m > 0, projected.corners_depth_m, np.inf).min(axis=1) if len(projected) else np.zeros(0)
-            best = box_iou_2d(projected.box2d_px, boxes.boxes_px).max(axis=1) if boxes is not None and len(boxes) else np.zeros(len(cuboids))
+            has_boxes = boxes is not None and len(boxes)
+            best = _assigned_iou(projected.box2d_px, boxes.boxes_px, np.ones(len(boxes), dtype=bool), params.margin_px) if has_boxes else np.zeros(len(cuboids))
+            best = np.where(projected.visible, best, 0.0)
             height = projected.box2d_px[:, 3] - projected.box2d_px[:, 1]
+            share = _visible_share(log, cuboids, ranges)
             candidates = np.flatnonzero(
                 projected.in_front & projected.visible & (projected.truncation <= params.max_truncation) & (best < params.min_iou)
-                & (cuboids.num_lidar_points >= params.min_points) & (ranges <= params.max_range_m) & (np.nan_to_num(height) >= params.min_height_px)
+                & (cuboids.num_lidar_points >= params.min_points) & (share >= params.min_visible_share)
+                & (ranges <= params.max_range_m) & (np.nan_to_num(height) >= params.min_height_px)
             )  # fmt: skip
             for k in candidates:
                 if cuboids.labels[k] not in params.classes or cuboids.track_ids[k] < 0:
@@ -189,15 +221,21 @@ def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]
             if len(run) < params.min_frames:
                 continue
             points = np.array([log.onboard(p).num_lidar_points[by_position[p]] for p in run])
+            shares = np.array([
+                _visible_share(log, log.onboard(p), np.hypot(*log.onboard(p).centers_m[:, :2].T))[by_position[p]] for p in run
+            ])  # fmt: skip
             peak = run[int(np.argmax(points))]
             obj = log.object_ref(peak, "onboard", by_position[peak])
             reason = (
-                f"lidar_without_camera: onboard {obj.label} track {track} at {obj.range_m:.0f} m ({int(points.max())} LiDAR points) "
+                f"lidar_without_camera: onboard {obj.label} track {track} at {obj.range_m:.0f} m ({int(points.max())} LiDAR points, "
+                f"{100 * min(1.0, float(shares.max())):.0f}% of what such an object shows there) "
                 f"is in view of camera {camera} but has no 2D box for {frames_text(len(run))}"
             )
+            span = log.frames[run[-1]].index - log.frames[run[0]].index + 1
             events.append(log.event(
-                "lidar_without_camera", run, peak, min(1.0, float(points.mean()) / (5 * max(1, params.min_points))) * min(1.0, len(run) / 4),
-                obj.label, obj.range_m, [obj], reason, {"camera": camera, "frames": len(run), "max_points": int(points.max()), "onboard_track": track},
+                "lidar_without_camera", run, peak, min(1.0, float(np.median(shares)) / 0.5) * min(1.0, span / 4),
+                obj.label, obj.range_m, [obj], reason,
+                {"camera": camera, "frames": len(run), "max_points": int(points.max()), "visible_share": round(float(np.median(shares)), 3), "onboard_track": track},
             ))  # fmt: skip
     return events
 

@@ -16,6 +16,9 @@ from av_pipeline.mining.context import MiningLog, frames_text
 from av_pipeline.mining.matching import aligned_scale_error
 from av_pipeline.mining.records import Event
 from av_pipeline.mining.registry import param, trigger
+from av_pipeline.mining.triggers.consistency import (
+    center_change_m, change_evidence as _evidence, heading_change_deg, label_changed, onboard_context, size_change, steadiness_factor,
+)  # fmt: skip
 from av_pipeline.taxonomy import PRODUCT_CLASSES
 
 _CLASSES = tuple(PRODUCT_CLASSES)
@@ -91,7 +94,10 @@ def missed_by_onboard(log: MiningLog, params: MissedParams) -> list[Event]:
             peak = run[int(np.argmax(scores))]
             obj = log.object_ref(peak, "shadow", rows[peak])
             mean_points = int(round(np.mean([log.shadow(p).num_lidar_points[rows[p]] for p in run])))
-            full = log.unoccluded_points_r2("shadow", rows, run[0], run[-1], params.visibility_window_frames)
+            full = max(
+                log.unoccluded_points_r2("shadow", rows, run[0], run[-1], params.visibility_window_frames),
+                log.unoccluded_class_points_r2.get(obj.label, 0.0),
+            )  # fmt: skip
             visible = min(1.0, obj.num_lidar_points * max(obj.range_m, 1.0) ** 2 / full) if full > 0 else 1.0
             reason = (
                 f"missed_by_onboard: shadow sees a {obj.label} at {obj.range_m:.0f} m (score {obj.score:.2f}, "
@@ -168,10 +174,13 @@ def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
     return events
 
 
-def _pair_runs(log: MiningLog, test, min_frames: int):
-    """Runs of adjacent frames where ``test(p, pair)`` holds for an onboard track's matched pair.
+def _pair_runs(log: MiningLog, test, min_frames: int, bridge_frames: int = 0):
+    """Runs of frames where ``test(p, pair)`` holds for an onboard track's matched pair; runs
+    separated by at most ``bridge_frames`` frames are one run (a tolerance crossed back and
+    forth by noise is one disagreement). ``min_frames`` counts the frames where the test holds.
 
-    Yields ``(onboard_track, rows_by_position, run, pairs_by_position)``.
+    Yields ``(onboard_track, rows_by_position, run, pairs_by_position)``; ``run`` lists only
+    the positions where the test holds.
     """
     for track, rows in log.onboard_tracks.items():
         hits, pairs = [], {}
@@ -180,9 +189,21 @@ def _pair_runs(log: MiningLog, test, min_frames: int):
             if pair >= 0 and test(p, pair):
                 hits.append(p)
                 pairs[p] = pair
+        joined: list[list[int]] = []
         for run in log.runs(hits):
+            if joined and log.frames[run[0]].index - log.frames[joined[-1][-1]].index - 1 <= bridge_frames:
+                joined[-1].extend(run)
+            else:
+                joined.append(list(run))
+        for run in joined:
             if len(run) >= min_frames:
                 yield track, rows, run, pairs
+
+
+def _who_changed_text(factor: float, change: str | None) -> str:
+    if change is None:
+        return ""
+    return f"; onboard itself changed at its edges ({change})" if factor >= 0.999 else f"; onboard steady around it ({change}): the shadow may be wrong"
 
 
 @dataclass(frozen=True)
@@ -193,13 +214,20 @@ class ClassParams:
     min_frames: int = param(2, "the disagreement must last this many adjacent frames", minimum=1)
     max_range_m: float = param(60.0, "ignore objects further than this (metres)", minimum=0.0)
     classes: tuple[str, ...] = param(_CLASSES, "classes (as onboard reports them) to consider", choices=_CLASSES)
+    bridge_frames: int = param(2, "runs of the disagreement this many frames apart or closer are one", minimum=0)
+    context_frames: int = param(10, "onboard's own class is compared over this many frames before and after the disagreement", minimum=1)
+    steady_factor: float = param(
+        0.3, "score factor when onboard's class stays the same before, during and after (the shadow may be wrong)", minimum=0.0, maximum=1.0
+    )
 
 
 @trigger("class_disagreement", ClassParams, needs=("shadow", "onboard"), family="shadow vs onboard")
 def class_disagreement(log: MiningLog, params: ClassParams) -> list[Event]:
     """A matched pair whose classes differ (car vs van, pedestrian vs cyclist ...).
 
-    Score: mean shadow score times the run length over 4 frames.
+    Score: mean shadow score times the run length over 4 frames, times ``steady_factor`` when
+    onboard calls the track the same class in the ``context_frames`` before and after
+    (:mod:`~av_pipeline.mining.triggers.consistency`).
     """
     events = []
 
@@ -209,18 +237,21 @@ def class_disagreement(log: MiningLog, params: ClassParams) -> list[Event]:
         rng = float(np.hypot(*o.centers_m[j, :2]))
         return bool(m.class_flip[pair]) and s.scores[i] >= params.min_shadow_score and o.labels[j] in params.classes and rng <= params.max_range_m
 
-    for track, rows, run, pairs in _pair_runs(log, test, params.min_frames):
+    for track, rows, run, pairs in _pair_runs(log, test, params.min_frames, params.bridge_frames):
         scores = np.array([log.shadow(p).scores[log.match(p).shadow_index[pairs[p]]] for p in run])
         peak = run[int(np.argmax(scores))]
         on = log.object_ref(peak, "onboard", rows[peak])
         sh = log.object_ref(peak, "shadow", int(log.match(peak).shadow_index[pairs[peak]]))
+        changed = label_changed(log, onboard_context(log, track, run, params.context_frames))
+        factor = steadiness_factor(None if changed is None else float(changed), params.steady_factor)
         reason = (
             f"class_disagreement: onboard calls track {track} a {on.label}, shadow a {sh.label} (score {sh.score:.2f}) "
             f"at {on.range_m:.0f} m for {frames_text(len(run))}"
+            + _who_changed_text(factor, None if changed is None else ("another class before or after" if changed else "same class before and after"))
         )
         events.append(log.event(
-            "class_disagreement", run, peak, float(scores.mean()) * _persistence(len(run), 4), on.label, on.range_m, [on, sh], reason,
-            {"frames": len(run), "onboard_label": on.label, "shadow_label": sh.label, "onboard_track": int(track)},
+            "class_disagreement", run, peak, float(scores.mean()) * _persistence(log.frames[run[-1]].index - log.frames[run[0]].index + 1, 4) * factor, on.label, on.range_m, [on, sh], reason,
+            {"frames": len(run), "onboard_label": on.label, "shadow_label": sh.label, "onboard_track": int(track), "onboard_changed": changed},
         ))  # fmt: skip
     return events
 
@@ -235,6 +266,12 @@ class LocalizationParams:
     min_frames: int = param(2, "the disagreement must last this many adjacent frames", minimum=1)
     max_range_m: float = param(60.0, "ignore objects further than this (metres)", minimum=0.0)
     classes: tuple[str, ...] = param(_CLASSES, "classes (as onboard reports them) to consider", choices=_CLASSES)
+    bridge_frames: int = param(2, "runs of the disagreement this many frames apart or closer are one", minimum=0)
+    context_frames: int = param(10, "onboard's own path (constant velocity) is compared over this many frames before and after the disagreement", minimum=1)
+    steady_factor: float = param(
+        0.3, "score factor when onboard's own path (constant velocity) changes by at most half the tolerance around the disagreement (the shadow may be wrong)",
+        minimum=0.0, maximum=1.0,
+    )  # fmt: skip
 
 
 @trigger("localization_disagreement", LocalizationParams, needs=("shadow", "onboard"), family="shadow vs onboard")
@@ -252,7 +289,7 @@ def localization_disagreement(log: MiningLog, params: LocalizationParams) -> lis
     return _pair_error_events(
         log, "localization_disagreement", params, lambda p, pair: float(log.match(p).center_distance_m[pair]), tolerance,
         lambda value, on, sh: f"onboard places its {on.label} {value:.1f} m from the shadow's (score {sh.score:.2f})",
-        "offset_m",
+        "offset_m", lambda ctx: (center_change_m(log, ctx), "m off its own path"),
     )  # fmt: skip
 
 
@@ -269,6 +306,12 @@ class SizeParams:
     min_frames: int = param(2, "the disagreement must last this many adjacent frames", minimum=1)
     max_range_m: float = param(60.0, "ignore objects further than this (metres)", minimum=0.0)
     classes: tuple[str, ...] = param(_CLASSES, "classes (as onboard reports them) to consider", choices=_CLASSES)
+    bridge_frames: int = param(2, "runs of the disagreement this many frames apart or closer are one", minimum=0)
+    context_frames: int = param(10, "onboard's own size is compared over this many frames before and after the disagreement", minimum=1)
+    steady_factor: float = param(
+        0.3, "score factor when onboard's own size changes by at most half the tolerance around the disagreement (the shadow may be wrong)",
+        minimum=0.0, maximum=1.0,
+    )  # fmt: skip
 
 
 def _footprint_sorted(size: np.ndarray) -> np.ndarray:
@@ -306,7 +349,7 @@ def size_disagreement(log: MiningLog, params: SizeParams) -> list[Event]:
 
     return _pair_error_events(
         log, "size_disagreement", params, value,
-        lambda p, pair: params.min_scale_error, describe, "scale_error",
+        lambda p, pair: params.min_scale_error, describe, "scale_error", lambda ctx: (size_change(log, ctx), "scale error against its own size"),
     )  # fmt: skip
 
 
@@ -319,6 +362,12 @@ class HeadingParams:
     min_frames: int = param(2, "the disagreement must last this many adjacent frames", minimum=1)
     max_range_m: float = param(50.0, "ignore objects further than this (metres): with few points the shadow's own heading flips", minimum=0.0)
     classes: tuple[str, ...] = param(("car", "van", "truck", "cyclist"), "classes (as onboard reports them) to consider; pedestrians turn on the spot", choices=_CLASSES)
+    bridge_frames: int = param(2, "runs of the disagreement this many frames apart or closer are one", minimum=0)
+    context_frames: int = param(10, "onboard's own heading is compared over this many frames before and after the disagreement", minimum=1)
+    steady_factor: float = param(
+        0.3, "score factor when onboard's own heading changes by at most half the tolerance around the disagreement (the shadow may be wrong)",
+        minimum=0.0, maximum=1.0,
+    )  # fmt: skip
 
 
 @trigger("heading_disagreement", HeadingParams, needs=("shadow", "onboard"), family="shadow vs onboard")
@@ -332,11 +381,13 @@ def heading_disagreement(log: MiningLog, params: HeadingParams) -> list[Event]:
         log, "heading_disagreement", params, lambda p, pair: float(np.degrees(log.match(p).orientation_error_rad[pair])),
         lambda p, pair: params.min_error_deg,
         lambda value, on, sh: f"onboard heads its {on.label} {value:.0f} degrees away from the shadow's (score {sh.score:.2f})",
-        "error_deg",
+        "error_deg", lambda ctx: (heading_change_deg(log, ctx), "degrees turned"),
     )  # fmt: skip
 
 
-def _pair_error_events(log: MiningLog, name: str, params, value_of, tolerance_of, describe, detail: str) -> list[Event]:
+def _pair_error_events(log: MiningLog, name: str, params, value_of, tolerance_of, describe, detail: str, change_of) -> list[Event]:
+    """Events of a pair error (``value_of(p, pair) >= tolerance_of(p, pair)``); ``change_of(context)``
+    gives onboard's own change around the run (same unit as the value) and its unit's words."""
     events = []
 
     def test(p: int, pair: int) -> bool:
@@ -348,7 +399,7 @@ def _pair_error_events(log: MiningLog, name: str, params, value_of, tolerance_of
             and float(np.hypot(*o.centers_m[j, :2])) <= params.max_range_m and value_of(p, pair) >= tolerance_of(p, pair)
         )  # fmt: skip
 
-    for track, rows, run, pairs in _pair_runs(log, test, params.min_frames):
+    for track, rows, run, pairs in _pair_runs(log, test, params.min_frames, params.bridge_frames):
         values = np.array([value_of(p, pairs[p]) for p in run])
         ratio = np.array([min(1.0, value_of(p, pairs[p]) / max(1e-9, 2.0 * tolerance_of(p, pairs[p]))) for p in run])
         shadow_scores = np.array([log.shadow(p).scores[log.match(p).shadow_index[pairs[p]]] for p in run])
@@ -356,11 +407,19 @@ def _pair_error_events(log: MiningLog, name: str, params, value_of, tolerance_of
         on = log.object_ref(peak, "onboard", rows[peak])
         sh = log.object_ref(peak, "shadow", int(log.match(peak).shadow_index[pairs[peak]]))
         value = float(values[run.index(peak)])
-        reason = f"{name}: {describe(value, on, sh)} at {on.range_m:.0f} m, track {track}, for {frames_text(len(run))}"
-        score = float(ratio.mean() * shadow_scores.mean()) * _persistence(len(run), 4)
+        change, unit = change_of(onboard_context(log, track, run, params.context_frames))
+        factor = steadiness_factor(None if change is None else change / max(1e-9, tolerance_of(peak, pairs[peak])), params.steady_factor)
+        reason = (
+            f"{name}: {describe(value, on, sh)} at {on.range_m:.0f} m, track {track}, for {frames_text(len(run))}"
+            + _who_changed_text(factor, None if change is None else f"{change:.2f} {unit}")
+        )
+        evidence = 0.0 if change is None else _evidence(change / max(1e-9, tolerance_of(peak, pairs[peak])))
+        span = log.frames[run[-1]].index - log.frames[run[0]].index + 1
+        score = float(max(ratio.mean(), evidence) * shadow_scores.mean()) * _persistence(span, 4) * factor
         events.append(log.event(
             name, run, peak, score, on.label, on.range_m, [on, sh], reason,
-            {"frames": len(run), detail: round(value, 3), f"max_{detail}": round(float(values.max()), 3), "onboard_track": int(track)},
+            {"frames": len(run), detail: round(value, 3), f"max_{detail}": round(float(values.max()), 3), "onboard_track": int(track),
+             "onboard_change": None if change is None else round(change, 3)},
         ))  # fmt: skip
     return events
 

@@ -154,6 +154,7 @@ class JumpParams:
     min_track_frames: int = param(6, "ignore shorter tracks", minimum=3)
     max_range_m: float = param(60.0, "ignore boxes further than this (metres)", minimum=0.0)
     heading_classes: tuple[str, ...] = param(("car", "van", "truck", "bus", "cyclist"), "classes whose heading is checked", choices=_CLASSES)
+    full_at_frames: int = param(2, "a run this many adjacent frames long scores in full, shorter ones in proportion (a one-frame glitch is weaker evidence)", minimum=1)
 
 
 @trigger("track_jump", JumpParams, needs=("onboard",), family="temporal")
@@ -163,7 +164,7 @@ def track_jump(log: MiningLog, params: JumpParams) -> list[Event]:
     Position: distance (in ``world``) from where the track's other boxes within
     ``half_window_s`` put it (medians of velocity-compensated neighbours); heading: smallest angle to the circular median of the
     neighbours' headings. Runs of adjacent flagged frames form one event. Score: largest
-    excess ``value / (2 * tolerance)``, capped at 1.
+    excess ``value / (2 * tolerance)``, capped at 1, times the run length over ``full_at_frames``.
     """
     events = []
     for track, rows in log.onboard_tracks.items():
@@ -200,7 +201,7 @@ def track_jump(log: MiningLog, params: JumpParams) -> list[Event]:
                 what.append(f"heading {heading[idx].max():.0f} degrees off")
             reason = f"track_jump: onboard {label} track {track} at {obj.range_m:.0f} m jumps {' and '.join(what)} for {frames_text(len(run))}"
             events.append(log.event(
-                "track_jump", run, positions[peak_i], float(min(1.0, ratio[idx].max())), label, obj.range_m, [obj], reason,
+                "track_jump", run, positions[peak_i], float(min(1.0, ratio[idx].max())) * min(1.0, len(run) / params.full_at_frames), label, obj.range_m, [obj], reason,
                 {"max_offset_m": round(float(resid[idx].max()), 3), "max_heading_deg": round(float(heading[idx].max()), 1), "frames": len(run), "onboard_track": int(track)},
             ))  # fmt: skip
     return events
@@ -214,13 +215,14 @@ class SizeChangeParams:
     min_track_frames: int = param(5, "ignore shorter tracks", minimum=2)
     max_range_m: float = param(60.0, "ignore boxes further than this (metres)", minimum=0.0)
     classes: tuple[str, ...] = param(_RIGID, "rigid classes whose size must not change", choices=_CLASSES)
+    full_at_frames: int = param(2, "a run this many adjacent frames long scores in full, shorter ones in proportion (a one-frame glitch is weaker evidence)", minimum=1)
 
 
 @trigger("size_change", SizeChangeParams, needs=("onboard",), family="temporal")
 def size_change(log: MiningLog, params: SizeChangeParams) -> list[Event]:
     """A rigid onboard object whose box volume leaves the track's median by a factor ``min_ratio``.
 
-    Score: ``log(ratio) / (2 log(min_ratio))``, capped at 1.
+    Score: ``log(ratio) / (2 log(min_ratio))``, capped at 1, times the run length over ``full_at_frames``.
     """
     events = []
     for track, rows in log.onboard_tracks.items():
@@ -245,7 +247,8 @@ def size_change(log: MiningLog, params: SizeChangeParams) -> list[Event]:
                 f"for {frames_text(len(run))}"
             )
             events.append(log.event(
-                "size_change", run, positions[peak_i], float(min(1.0, log_ratio[peak_i] / (2 * np.log(params.min_ratio)))), label, obj.range_m, [obj],
+                "size_change", run, positions[peak_i], float(min(1.0, log_ratio[peak_i] / (2 * np.log(params.min_ratio)))) * min(1.0, len(run) / params.full_at_frames),
+                label, obj.range_m, [obj],
                 reason, {"volume_ratio": round(factor, 3), "frames": len(run), "onboard_track": int(track)},
             ))  # fmt: skip
     return events
