@@ -2,7 +2,8 @@
 
 Steps (stable labels): ``ExpandLogs`` -> ``ListFrames`` (as ingest) -> ``LoadPoints`` ->
 ``Detect`` (``RunInference``, the pre-label detector) -> ``GroupDetections`` -> ``Refine``
-(offboard refinement per log; pre-labels written as in the pre-label job) -> ``Evidence``
+(offboard refinement per log; pre-labels written as in the pre-label job) -> ``SpreadRefined``
+(a reshuffle: one log's frames over the workers) -> ``Evidence``
 (each frame re-read where it is used: points counted inside shadow and onboard boxes; only
 the small :class:`~av_pipeline.mining.MiningFrame` moves on) -> ``GroupEvidence`` ->
 ``MineLog`` (the campaign's triggers, the log's candidate cases) -> ``SelectCases`` (one
@@ -252,7 +253,7 @@ def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions) -> list[st
         | "GroupDetections" >> beam.GroupByKey()
         | "Refine" >> beam.ParDo(_RefineFn(opts.out, model.weights or "cpu_small"))
     )
-    evidence = refined | "Evidence" >> beam.ParDo(_EvidenceFn(reader_options, opts.reader_module)).with_outputs(DEAD_LETTER_TAG, main="frames")
+    evidence = refined | "SpreadRefined" >> beam.Reshuffle() | "Evidence" >> beam.ParDo(_EvidenceFn(reader_options, opts.reader_module)).with_outputs(DEAD_LETTER_TAG, main="frames")
     mined = (
         evidence.frames
         | "GroupEvidence" >> beam.GroupByKey()

@@ -9,7 +9,7 @@ output folder in :mod:`beam_jobs.run_config`, the summary in :mod:`beam_jobs.run
       -> FuseAndVoxelize (de-skew, motion compensation, painting, voxels; drift-check scores;
          pictures of one frame per log) -> Detect (RunInference, the detector's ModelHandler)
       -> GroupDetections -> Refine (tracks over the log; pre-labels written)
-      -> Evidence -> GroupEvidence -> MineLog -> SelectCases (the campaign's budget)
+      -> SpreadRefined -> Evidence -> GroupEvidence -> MineLog -> SelectCases (the campaign's budget)
       -> ExportCases (OpenLABEL, KITTI, MCAP per case) -> Finalize (manifest, dead letters,
          summary.json, the report)
 
@@ -170,7 +170,14 @@ def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions, runner: st
         | "WriteCheckpoints" >> beam.ParDo(WriteCheckpointFn(out))
     )
     refined = (fresh_refined, resumed.refined) | "AllRefined" >> beam.Flatten()
-    evidence = refined | "Evidence" >> beam.ParDo(mine_job._EvidenceFn(reader_options, modules, config.progress_interval_s)).with_outputs(DEAD_LETTER_TAG, main="frames")  # noqa: SLF001
+    # Refine emits a whole log's frames from one worker; spread them before Evidence re-reads
+    # each frame, or a runner that fuses steps (Dataflow, Flink; the local runner above one
+    # 10 MB data chunk) re-reads a log's frames on one worker.
+    evidence = (
+        refined
+        | "SpreadRefined" >> beam.Reshuffle()
+        | "Evidence" >> beam.ParDo(mine_job._EvidenceFn(reader_options, modules, config.progress_interval_s)).with_outputs(DEAD_LETTER_TAG, main="frames")  # noqa: SLF001
+    )
     mined = (
         evidence.frames
         | "KeyEvidence" >> beam.Map(lambda kv: kv).with_output_types(keyed)
