@@ -40,6 +40,10 @@ class FlickerParams:
     visibility_window_frames: int = param(
         10, "the object's unoccluded point count is the most it showed (scaled to the gap's range) within this many frames of the gap", minimum=1
     )
+    unconfirmed_score: float = param(
+        0.1, "score of a gap the shadow does not confirm in every frame: the object may have been hidden, which the onboard stack is "
+        "right to drop; weak alone, it counts when another trigger fires about the same object", minimum=0.0, maximum=1.0,
+    )  # fmt: skip
     classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
 
 
@@ -54,7 +58,7 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
     onboard box had within ``visibility_window_frames`` of the gap, scaled by range squared.
     The object was clearly visible, yet onboard dropped it (an object that became hidden
     behind another is expected to vanish).
-    Score 0.9 when every gap frame is confirmed, 0.6 without a shadow model, 0.2 otherwise.
+    Score 0.9 when every gap frame is confirmed, 0.6 without a shadow model, ``unconfirmed_score`` otherwise.
     """
     events = []
     has_shadow = log.has("shadow")
@@ -91,7 +95,7 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
                 if confirmed == gap:
                     score, note = 0.9, "shadow still sees it, as visible as when unoccluded nearby in time"
                 else:
-                    score, note = 0.2, f"shadow confirms it, as visible as before, in {confirmed} of {gap} (it may have been hidden)"
+                    score, note = params.unconfirmed_score, f"shadow confirms it, as visible as before, in {confirmed} of {gap} (it may have been hidden)"
             else:
                 score, note = 0.6, "no shadow model to confirm"
             obj = log.object_ref(a, "onboard", rows[a])
