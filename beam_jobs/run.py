@@ -171,8 +171,8 @@ def build_pipeline(pipeline: beam.Pipeline, options: PipelineOptions, runner: st
     )
     refined = (fresh_refined, resumed.refined) | "AllRefined" >> beam.Flatten()
     # Refine emits a whole log's frames from one worker; spread them before Evidence re-reads
-    # each frame, or a runner that fuses steps (Dataflow, Flink; the local runner above one
-    # 10 MB data chunk) re-reads a log's frames on one worker.
+    # each frame: a runner that fuses steps (Dataflow, Flink) would run Evidence where Refine
+    # ran, and the local multi-process runner splits unevenly past one 10 MB data chunk.
     evidence = (
         refined
         | "SpreadRefined" >> beam.Reshuffle()
