@@ -147,7 +147,10 @@ def test_track_flicker_confirmed_by_shadow_points():
     # the shadow also lost it: the object was probably hidden, the event stays but scores low
     hidden = Scene(CARS, edit_onboard=drop, edit_shadow=in_frames(12, 13, lambda k, rows: [r for r in rows if r["track"] != 1]))
     (event,) = fire("track_flicker", hidden)
-    assert event.score == pytest.approx(0.2)
+    assert event.score == pytest.approx(0.1) == registry.get("track_flicker").defaults().unconfirmed_score
+    assert "shadow confirms it, as visible as before, in 0 of 2 (it may have been hidden)" in event.reason
+    (event,) = fire("track_flicker", hidden, unconfirmed_score=0.25)
+    assert event.score == pytest.approx(0.25)
 
 
 def test_track_jump_position_and_heading_in_world_with_moving_ego():
