@@ -133,10 +133,9 @@ class MiningLog:
         return best
 
     @cached_property
-    def typical_points_r2(self) -> dict[str, float]:
-        """Per class, the median ``points * range^2`` of onboard boxes the shadow confirmed (or, without a
-        shadow model, of onboard boxes with at least 10 points): how many points this log's LiDAR puts
-        on such an object at 1 m, so ``value / range^2`` points are expected at some range."""
+    def _confirmed_points_r2(self) -> dict[str, np.ndarray]:
+        """Per class, ``points * range^2`` of every onboard box the shadow confirmed (or, without a
+        shadow model, of onboard boxes with at least 10 points)."""
         values: dict[str, list[float]] = {}
         use_shadow = self.has("shadow")
         for p in range(len(self.frames)):
@@ -147,25 +146,20 @@ class MiningLog:
                 points = float(boxes.num_lidar_points[row])
                 if (use_shadow and self.match(p).onboard_is_matched(row)) or (not use_shadow and points >= 10):
                     values.setdefault(str(boxes.labels[row]), []).append(points * float(np.hypot(*boxes.centers_m[row, :2])) ** 2)
-        return {label: float(np.median(v)) for label, v in values.items()}
+        return {label: np.asarray(v) for label, v in values.items()}
+
+    @cached_property
+    def typical_points_r2(self) -> dict[str, float]:
+        """Per class, the median ``points * range^2`` of confirmed onboard boxes: how many points this
+        log's LiDAR puts on such an object at 1 m, so ``value / range^2`` points are expected at some range."""
+        return {label: float(np.median(v)) for label, v in self._confirmed_points_r2.items()}
 
     @cached_property
     def unoccluded_class_points_r2(self) -> dict[str, float]:
-        """Per class, the 90th percentile of ``points * range^2`` over onboard boxes the shadow confirmed
-        (all onboard boxes with at least 10 points without a shadow model): what such an object
-        shows when little of it is hidden; most boxes in traffic are partly occluded, so the
+        """Per class, the 90th percentile of ``points * range^2`` of confirmed onboard boxes: what such an
+        object shows when little of it is hidden; most boxes in traffic are partly occluded, so the
         median (:attr:`typical_points_r2`) is lower."""
-        values: dict[str, list[float]] = {}
-        use_shadow = self.has("shadow")
-        for p in range(len(self.frames)):
-            boxes = self.onboard(p)
-            if boxes.num_lidar_points is None:
-                continue
-            for row in range(len(boxes)):
-                points = float(boxes.num_lidar_points[row])
-                if (use_shadow and self.match(p).onboard_is_matched(row)) or (not use_shadow and points >= 10):
-                    values.setdefault(str(boxes.labels[row]), []).append(points * float(np.hypot(*boxes.centers_m[row, :2])) ** 2)
-        return {label: float(np.percentile(v, 90)) for label, v in values.items()}
+        return {label: float(np.percentile(v, 90)) for label, v in self._confirmed_points_r2.items()}
 
     # ---- tracks
     @cached_property
