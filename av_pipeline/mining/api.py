@@ -19,6 +19,7 @@ from av_pipeline.boxes import Cuboids
 from av_pipeline.detect.points import frame_points_ego
 from av_pipeline.mining import registry
 from av_pipeline.mining.campaign import Campaign
+from av_pipeline.mining.clusters import ClusterConfig, unexplained_clusters
 from av_pipeline.mining.cases import build_cases, select_cases
 from av_pipeline.mining.context import MiningLog
 from av_pipeline.mining.records import Case, Event, MiningFrame
@@ -57,8 +58,10 @@ def mining_frame(
     index: int,
     points_ego: np.ndarray | None = None,
     ground_clearance_m: float = GROUND_CLEARANCE_M,
+    clusters: ClusterConfig | None = None,
 ) -> MiningFrame:
-    """A frame's evidence for mining: point counts for shadow and onboard boxes, no sweep kept.
+    """A frame's evidence for mining: point counts for shadow and onboard boxes and the clusters
+    of points no box explains; no sweep kept.
 
     Args:
         frame: the loaded frame (its LiDAR sweeps are read here).
@@ -66,6 +69,7 @@ def mining_frame(
         index: the frame's index in its log (``FrameRef.index``).
         points_ego: ``(N, 3+)`` the frame's points in ``ego`` when already at hand.
         ground_clearance_m: see :func:`count_supported_points`.
+        clusters: thresholds of :func:`~av_pipeline.mining.clusters.unexplained_clusters` (defaults when ``None``).
     """
     points = frame_points_ego(frame) if points_ego is None else points_ego
     if shadow is not None:
@@ -74,7 +78,9 @@ def mining_frame(
     if onboard is not None:
         cuboids = onboard.cuboids.with_num_lidar_points(count_supported_points(onboard.cuboids, points, ground_clearance_m))
         onboard = replace(onboard, cuboids=cuboids) if isinstance(onboard, OnboardPerception) else onboard
-    return MiningFrame(frame.log_id, frame.timestamp_ns, int(index), frame.world_SE3_ego, shadow, onboard)
+    explained = [b for b in (shadow, onboard.cuboids if onboard is not None else None) if b is not None]
+    found = unexplained_clusters(points, explained, clusters)
+    return MiningFrame(frame.log_id, frame.timestamp_ns, int(index), frame.world_SE3_ego, shadow, onboard, found)
 
 
 @dataclass(frozen=True)

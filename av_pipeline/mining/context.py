@@ -161,6 +161,23 @@ class MiningLog:
         median (:attr:`typical_points_r2`) is lower."""
         return {label: float(np.percentile(v, 90)) for label, v in self._confirmed_points_r2.items()}
 
+    def unexplained_points_near(self, p: int, center_m: np.ndarray, size_m: np.ndarray, yaw_rad: float, margin_m: float) -> int | None:
+        """LiDAR points of unexplained clusters (:attr:`MiningFrame.clusters`) that could be a box's
+        object (:meth:`~av_pipeline.mining.clusters.PointClusters.within_box`: centred in its footprint
+        grown by ``margin_m``, not above its top) at position ``p``; ``None`` when the frame has no clusters.
+
+        Args:
+            p: list position.
+            center_m: ``(3,)`` box centre in that frame's ``ego`` (metres).
+            size_m: ``(3,)`` length, width, height (metres).
+            yaw_rad: heading in ``ego``.
+            margin_m: metres added on every side in bird's-eye view.
+        """
+        clusters = self.frames[p].clusters
+        if clusters is None:
+            return None
+        return int(clusters.num_points[clusters.within_box(center_m, size_m, yaw_rad, margin_m)].sum())
+
     # ---- tracks
     @cached_property
     def onboard_tracks(self) -> dict[int, dict[int, int]]:

@@ -2,7 +2,8 @@
 
 - :class:`MiningFrame`: one frame's evidence, small enough to group per log (no points, no
   images): the shadow model's cuboids and the onboard perception, both in ``ego`` with the
-  LiDAR points inside each box counted, the ego pose and the planner's path.
+  LiDAR points inside each box counted, the ego pose and the planner's path, and the
+  clusters of LiDAR points no box explains.
 - :class:`ObjectRef`: an object an event is about (which source, track, class, where).
 - :class:`Event`: one trigger firing over a span of frames, with a score in ``[0, 1]`` and a
   one-line reason a person reads.
@@ -21,6 +22,7 @@ import numpy as np
 
 from av_pipeline.boxes import Cuboids
 from av_pipeline.errors import ShapeError
+from av_pipeline.mining.clusters import PointClusters
 from av_pipeline.records import OnboardPerception
 from calibration.se3 import SE3
 
@@ -51,6 +53,9 @@ class MiningFrame:
             refinement), ``num_lidar_points`` filled; ``None`` when no shadow model ran.
         onboard: the vehicle's perception (cuboids in ``ego`` with ``num_lidar_points``
             filled, 2D camera boxes, planned path), or ``None`` when the log has none.
+        clusters: LiDAR clusters above the ground that neither the shadow nor the onboard
+            boxes explain (:func:`av_pipeline.mining.clusters.unexplained_clusters`), or
+            ``None`` when not computed.
     """
 
     log_id: str
@@ -59,6 +64,7 @@ class MiningFrame:
     world_SE3_ego: SE3 | None
     shadow: Cuboids | None
     onboard: OnboardPerception | None
+    clusters: PointClusters | None = None
 
     def __post_init__(self) -> None:
         for name in ("shadow",):
@@ -76,13 +82,13 @@ class MiningFrame:
     def __reduce__(self) -> tuple:
         # read-only mappings inside OnboardPerception do not pickle; Beam shuffles these records
         onboard = None if self.onboard is None else (_rebuild, (type(self.onboard), _plain_fields(self.onboard)))
-        return (_rebuild_mining_frame, (self.log_id, self.timestamp_ns, self.index, self.world_SE3_ego, self.shadow, onboard))
+        return (_rebuild_mining_frame, (self.log_id, self.timestamp_ns, self.index, self.world_SE3_ego, self.shadow, onboard, self.clusters))
 
 
-def _rebuild_mining_frame(log_id, timestamp_ns, index, pose, shadow, onboard) -> MiningFrame:
+def _rebuild_mining_frame(log_id, timestamp_ns, index, pose, shadow, onboard, clusters=None) -> MiningFrame:
     if onboard is not None:
         onboard = onboard[0](*onboard[1])
-    return MiningFrame(log_id, timestamp_ns, index, pose, shadow, onboard)
+    return MiningFrame(log_id, timestamp_ns, index, pose, shadow, onboard, clusters)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from av_pipeline.boxes import Cuboids
+from av_pipeline.mining.clusters import PointClusters
 from av_pipeline.mining.records import MiningFrame
 from av_pipeline.records import CameraBoxes, OnboardPerception
 from calibration.camera import CameraModel
@@ -69,6 +70,8 @@ class Scene:
     edit_shadow: Callable[[int, list[dict]], list[dict]] | None = None
     edit_camera: Callable[[int, CameraBoxes], CameraBoxes] | None = None
     edit_path: Callable[[int, np.ndarray], np.ndarray] | None = None
+    #: ``(frame index, true rows) -> [(centre (3,), extent (3,), points), ...]``: LiDAR clusters no box explains
+    clusters_of: Callable[[int, list[dict]], list[tuple]] | None = None
     log_id: str = "scene"
 
     def pose(self, k: int) -> SE3:
@@ -130,5 +133,12 @@ class Scene:
             if self.with_shadow:
                 rows = self.edit_shadow(k, [dict(r) for r in truth]) if self.edit_shadow else truth
                 shadow = self.cuboids(rows)
-            out.append(MiningFrame(self.log_id, T0_NS + k * PERIOD_NS, k, self.pose(k), shadow, onboard))
+            clusters = None
+            if self.clusters_of is not None:
+                found = self.clusters_of(k, truth)
+                clusters = PointClusters(
+                    np.array([c[0] for c in found], np.float32).reshape(-1, 3), np.array([c[1] for c in found], np.float32).reshape(-1, 3),
+                    np.array([c[2] for c in found], np.int32),
+                )  # fmt: skip
+            out.append(MiningFrame(self.log_id, T0_NS + k * PERIOD_NS, k, self.pose(k), shadow, onboard, clusters))
         return out

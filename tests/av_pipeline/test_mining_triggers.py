@@ -153,6 +153,59 @@ def test_track_flicker_confirmed_by_shadow_points():
     assert event.score == pytest.approx(0.25)
 
 
+def _object_cluster(track: int, points: int, z_top_extra_m: float = 0.0):
+    """Clusters: where ``track`` truly is, ``points`` LiDAR points spanning its box (taller by ``z_top_extra_m``)."""
+
+    def clusters(k, rows):
+        (row,) = [r for r in rows if r["track"] == track]
+        extent = row["size"] + np.array([0.0, 0.0, z_top_extra_m])
+        center = row["center"] + np.array([0.0, 0.0, z_top_extra_m / 2])
+        return [(center, extent, points)]
+
+    return clusters
+
+
+def test_track_flicker_confirmed_by_lidar_points_the_shadow_also_missed():
+    drop = in_frames(12, 13, lambda k, rows: [r for r in rows if r["track"] != 1])
+    lost = in_frames(12, 13, lambda k, rows: [r for r in rows if r["track"] != 1])
+    # car 1 shows 200 points around the gap; its points stay where it was heading
+    (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop, edit_shadow=lost, clusters_of=_object_cluster(1, 190)))
+    assert event.score == pytest.approx(0.9) and event.details["lidar_confirmed_frames"] == 2 and event.details["gap_points"] == [190, 190]
+    assert re.search(r"vanished for 2 frames \(frames 12-13\) and came back; its LiDAR points stay \(190, 190 in its path; unoccluded about \d+\)", event.reason)
+    # too few points: hidden, as onboard had it
+    (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop, edit_shadow=lost, clusters_of=_object_cluster(1, 30)))
+    assert event.score == pytest.approx(0.1) and event.details["lidar_confirmed_frames"] == 0
+    # far more points than the object ever showed belong to something else
+    (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop, edit_shadow=lost, clusters_of=_object_cluster(1, 2000)))
+    assert event.score == pytest.approx(0.1)
+    # a cluster rising a metre above the car is what hides it (a wall, a sign), not the car
+    (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop, edit_shadow=lost, clusters_of=_object_cluster(1, 190, z_top_extra_m=1.0)))
+    assert event.score == pytest.approx(0.1) and event.details["gap_points"] == [0, 0]
+
+
+def test_ghost_next_to_lidar_points_or_with_a_supported_past_is_weak():
+    ghost_row = {"track": 99, "label": "car", "center": np.array([18.0, 0.0, 0.8]), "size": np.array([4.5, 1.9, 1.6]), "yaw": 0.0, "score": 0.8, "points": 0}
+
+    def add_ghost(k, rows):
+        return rows + [dict(ghost_row)]
+
+    (alone,) = fire("ghost", Scene(CARS, edit_onboard=in_frames(5, 8, add_ghost), clusters_of=lambda k, rows: []))
+    assert alone.reason.endswith("and no shadow detection, none unexplained within 0.5 m")
+    # points no box explains sit in the box: a real object onboard placed badly, not a ghost
+    beside = lambda k, rows: [(np.array([18.3, 0.2, 0.9]), np.array([3.5, 1.6, 1.4]), 300)]  # noqa: E731
+    assert fire("ghost", Scene(CARS, edit_onboard=in_frames(5, 8, add_ghost), clusters_of=beside)) == []
+
+    # the track had LiDAR support before: most likely hidden while the tracker carries it
+    def coast(k, rows):
+        if k < 5:
+            return rows + [dict(ghost_row, points=80)]
+        return add_ghost(k, rows) if k <= 8 else rows
+
+    (carried,) = fire("ghost", Scene(CARS, edit_onboard=coast))
+    assert carried.score == pytest.approx(alone.score * registry.get("ghost").defaults().coasting_factor, rel=1e-6)
+    assert "the track had LiDAR support in 5 frames outside it (likely hidden, carried by the tracker)" in carried.reason
+
+
 def test_track_jump_position_and_heading_in_world_with_moving_ego():
     jump = in_frames(10, 12, lambda k, rows: [dict(r, center=r["center"] + [0.0, 1.8, 0.0]) if r["track"] == 2 else r for r in rows])
     events = fire("track_jump", Scene(CARS, ego_speed_mps=10.0, edit_onboard=jump))

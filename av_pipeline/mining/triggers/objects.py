@@ -121,8 +121,17 @@ class GhostParams:
     max_range_m: float = param(50.0, "ignore boxes further than this (metres; far objects get few points anyway)", minimum=0.0)
     min_frames: int = param(2, "the ghost must last this many adjacent frames", minimum=1)
     expected_points_scale: float = param(
-        25.0, "evidence 1 - exp(-expected / this): an empty box where the log's LiDAR puts this many points on such an object scores 0.63 of full", minimum=1e-3
+        12.0, "evidence 1 - exp(-expected / this): an empty box where the log's LiDAR puts this many points on such an object scores 0.63 of full", minimum=1e-3
     )
+    near_m: float = param(
+        0.5, "LiDAR clusters no box explains, centred within this distance (metres) of the box footprint, count as the object's: "
+        "a real object whose box is misplaced, not a ghost", minimum=0.0,
+    )  # fmt: skip
+    near_share: float = param(0.3, "... when they hold at least this share of the points expected there (and more than max_points)", minimum=0.0)
+    coasting_factor: float = param(
+        0.3, "score factor when the same track had LiDAR support (more than max_points) in other frames: most likely a real object "
+        "that became hidden while the tracker carries it", minimum=0.0, maximum=1.0,
+    )  # fmt: skip
     classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
 
 
@@ -135,6 +144,10 @@ def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
     run length over 3 frames, where the evidence ``1 - exp(-expected / expected_points_scale)``
     grows with the points the log's LiDAR puts on confirmed objects of that class at that
     range (median ``points * range^2``): an empty box at 15 m is a surer ghost than at 45 m.
+    Where the frames carry unexplained LiDAR clusters, a box with such points next to it
+    (``near_m``, ``near_share``) is a misplaced real object and does not count. A track that
+    had LiDAR support in other frames is most likely a real object the tracker carries
+    through an occlusion: its score is multiplied by ``coasting_factor``.
     """
     events = []
     use_shadow = log.has("shadow")
@@ -149,6 +162,10 @@ def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
                 boxes.labels[row] in params.classes and boxes.num_lidar_points[row] <= params.max_points and rng <= params.max_range_m
                 and boxes.scores[row] >= params.min_onboard_score and (not use_shadow or not log.match(p).onboard_is_matched(row))
             ):  # fmt: skip
+                near = log.unexplained_points_near(p, boxes.centers_m[row], boxes.sizes_m[row], float(boxes.yaws_rad[row]), params.near_m)
+                typical = log.typical_points_r2.get(str(boxes.labels[row]), 0.0)
+                if near is not None and near > params.max_points and near >= params.near_share * typical / max(rng, 1.0) ** 2:
+                    continue
                 hits.append(p)
         for run in log.runs(hits):
             if len(run) < params.min_frames:
@@ -165,11 +182,16 @@ def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
                 f"ghost: onboard reports a {obj.label} (track {track}) at {obj.range_m:.0f} m for {frames_text(len(run))} with "
                 f"{int(points.max())} LiDAR points inside (a {obj.label} there gets about {expected:.0f})"
                 f"{' and no shadow detection' if use_shadow else ''}"
+                f"{f', none unexplained within {params.near_m:g} m' if log.frames[peak].clusters is not None else ''}"
             )
-            score = (0.5 + 0.5 * float(scores.mean())) * support * evidence * _persistence(len(run), 3)
+            supported = sum(1 for p, row in rows.items() if p not in run and log.onboard(p).num_lidar_points[row] > params.max_points)
+            if supported:
+                reason += f"; the track had LiDAR support in {frames_text(supported)} outside it (likely hidden, carried by the tracker)"
+            score = (0.5 + 0.5 * float(scores.mean())) * support * evidence * _persistence(len(run), 3) * (params.coasting_factor if supported else 1.0)
             events.append(log.event(
                 "ghost", run, peak, score, obj.label, obj.range_m, [obj], reason,
-                {"frames": len(run), "max_points": int(points.max()), "expected_points": round(expected, 1), "onboard_track": int(track), "shadow_checked": use_shadow},
+                {"frames": len(run), "max_points": int(points.max()), "expected_points": round(expected, 1), "onboard_track": int(track),
+                 "shadow_checked": use_shadow, "supported_frames_outside": supported},
             ))  # fmt: skip
     return events
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from av_pipeline.mining.clusters import in_footprint
 from av_pipeline.mining.context import MiningLog, frames_text
 from av_pipeline.mining.matching import class_group, yaw_difference
 from av_pipeline.mining.records import Event
@@ -37,6 +38,14 @@ class FlickerParams:
         minimum=0.0,
     )  # fmt: skip
     min_points: int = param(25, "the confirming shadow box needs at least this many LiDAR points", minimum=0)
+    footprint_margin_m: float = param(
+        1.0, "LiDAR evidence: points of unmatched shadow boxes and of clusters no box explains, centred in the track's interpolated footprint "
+        "grown by this much (metres), also confirm a gap frame", minimum=0.0,
+    )  # fmt: skip
+    min_footprint_points: int = param(10, "LiDAR evidence needs at least this many points", minimum=0)
+    max_support_ratio: float = param(
+        1.5, "LiDAR evidence may hold at most this multiple of the object's unoccluded points (more belongs to something else)", minimum=0.0
+    )
     visibility_window_frames: int = param(
         10, "the object's unoccluded point count is the most it showed (scaled to the gap's range) within this many frames of the gap", minimum=1
     )
@@ -56,6 +65,11 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
     within ``confirm_m`` of that position with at least ``min_points`` LiDAR points and at
     least ``min_support_ratio`` of the points the object shows unoccluded: the most points the
     onboard box had within ``visibility_window_frames`` of the gap, scaled by range squared.
+    Where the frames carry clusters of LiDAR points no box explains, the points in the
+    interpolated footprint (grown by ``footprint_margin_m``: those clusters plus shadow boxes
+    centred there that match no onboard box) also confirm a frame when they number at least ``min_footprint_points``
+    and ``min_support_ratio`` to ``max_support_ratio`` of the unoccluded points: the object
+    left its points behind even where the shadow model missed it.
     The object was clearly visible, yet onboard dropped it (an object that became hidden
     behind another is expected to vanish).
     Score 0.9 when every gap frame is confirmed, 0.6 without a shadow model, ``unconfirmed_score`` otherwise.
@@ -80,19 +94,41 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
             if label not in params.classes or np.hypot(*boxes_a.centers_m[rows[a], :2]) > params.max_range_m:
                 continue
             full = log.unoccluded_points_r2("onboard", rows, a, b, params.visibility_window_frames)
-            confirmed = 0
+            # LiDAR evidence alone also needs the class's unoccluded level: an object that stays
+            # mostly hidden shows as few points when onboard drops it as when it reports it
+            full_lidar = max(full, log.unoccluded_class_points_r2.get(label, 0.0))
+            size = boxes_a.sizes_m[rows[a]]
+            yaw_world = float(boxes_a.yaws_rad[rows[a]]) + (fa.world_SE3_ego.yaw_rad if fa.world_SE3_ego else 0.0)
+            confirmed, by_lidar, gap_points = 0, 0, []
             for q in range(a + 1, b):
                 t = log.dt_s(a, q) / max(1e-9, log.dt_s(a, b))
                 expected = log.to_ego(q, wa + t * (wb - wa))[0]
+                unoccluded = full_lidar * max(float(np.hypot(*expected[:2])), 1.0) ** -2
                 shadow = log.shadow(q)
+                seen = False
                 if len(shadow):
                     d = np.hypot(*(shadow.centers_m[:, :2] - expected[:2]).T)
                     i = int(np.argmin(d))
                     points = -1 if shadow.num_lidar_points is None else int(shadow.num_lidar_points[i])
                     needed = max(params.min_points, params.min_support_ratio * full * (np.hypot(*shadow.centers_m[i, :2]) ** -2))
-                    confirmed += int(d[i] <= params.confirm_m and points >= needed)
+                    seen = bool(d[i] <= params.confirm_m and points >= needed)
+                yaw = yaw_world - (log.frames[q].world_SE3_ego.yaw_rad if log.frames[q].world_SE3_ego else 0.0)
+                here = log.unexplained_points_near(q, expected, size, yaw, params.footprint_margin_m)
+                if here is not None:
+                    if len(shadow) and shadow.num_lidar_points is not None:
+                        # shadow boxes of objects onboard reports in this frame are those objects, not this one
+                        free = np.array([not log.match(q).shadow_is_matched(i) for i in range(len(shadow))])
+                        inside = in_footprint(shadow.centers_m, expected, size, yaw, params.footprint_margin_m) & free
+                        here += int(shadow.num_lidar_points[inside].sum())
+                    gap_points.append(here)
+                    if not seen and params.min_support_ratio * unoccluded <= here <= params.max_support_ratio * unoccluded + params.min_footprint_points and here >= params.min_footprint_points:
+                        seen, by_lidar = True, by_lidar + 1
+                confirmed += int(seen)
+            obj_range = max(float(np.hypot(*boxes_a.centers_m[rows[a], :2])), 1.0)
             if has_shadow:
-                if confirmed == gap:
+                if confirmed == gap and by_lidar:
+                    score, note = 0.9, f"its LiDAR points stay ({', '.join(map(str, gap_points))} in its path; unoccluded about {full_lidar * obj_range ** -2:.0f})"
+                elif confirmed == gap:
                     score, note = 0.9, "shadow still sees it, as visible as when unoccluded nearby in time"
                 else:
                     score, note = params.unconfirmed_score, f"shadow confirms it, as visible as before, in {confirmed} of {gap} (it may have been hidden)"
@@ -105,7 +141,7 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
             )
             events.append(log.event(
                 "track_flicker", list(range(a, b + 1)), a + 1, score, label, obj.range_m, [obj, log.object_ref(b, "onboard", rows[b])], reason,
-                {"gap_frames": gap, "shadow_confirmed_frames": confirmed, "onboard_track": int(track)},
+                {"gap_frames": gap, "shadow_confirmed_frames": confirmed - by_lidar, "lidar_confirmed_frames": by_lidar, "gap_points": gap_points, "onboard_track": int(track)},
             ))  # fmt: skip
     return events
 
