@@ -178,6 +178,16 @@ def test_track_flicker_confirmed_by_lidar_points_the_shadow_also_missed():
     # far more points than the object ever showed belong to something else
     (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop, edit_shadow=lost, clusters_of=_object_cluster(1, 2000)))
     assert event.score == pytest.approx(0.1)
+    # confirmed in 2 of 3 gap frames: at least min_confirmed_share (0.6), scored by the share
+    drop3 = in_frames(12, 14, lambda k, rows: [r for r in rows if r["track"] != 1])
+    lost3 = in_frames(12, 14, lambda k, rows: [r for r in rows if r["track"] != 1])
+    two_of_three = _object_cluster(1, 190)
+    (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop3, edit_shadow=lost3,
+                                           clusters_of=lambda k, rows: two_of_three(k, rows) if k != 13 else []))  # fmt: skip
+    assert event.score == pytest.approx(0.9 * 2 / 3) and event.reason.endswith("; confirmed in 2 of 3 frames")
+    (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop3, edit_shadow=lost3,
+                                           clusters_of=lambda k, rows: two_of_three(k, rows) if k != 13 else []), min_confirmed_share=0.8)  # fmt: skip
+    assert event.score == pytest.approx(0.1) and "shadow or its LiDAR points confirm it, as visible as before, in 2 of 3" in event.reason
     # a cluster rising a metre above the car is what hides it (a wall, a sign), not the car
     (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop, edit_shadow=lost, clusters_of=_object_cluster(1, 190, z_top_extra_m=1.0)))
     assert event.score == pytest.approx(0.1) and event.details["gap_points"] == [0, 0]

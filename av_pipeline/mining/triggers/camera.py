@@ -152,8 +152,8 @@ def camera_without_3d(log: MiningLog, params: CameraOnlyParams) -> list[Event]:
 
 def _visible_share(log: MiningLog, cuboids, ranges_m: np.ndarray) -> np.ndarray:
     """``(N,)`` points on each cuboid over those this log's LiDAR typically puts on its class at its range (1 when unknown)."""
-    typical = np.array([log.typical_points_r2.get(str(label), 0.0) for label in cuboids.labels])
-    expected = typical / np.maximum(np.asarray(ranges_m, dtype=np.float64), 1.0) ** 2
+    typical = np.array([log.typical_level.get(str(label), 0.0) for label in cuboids.labels])
+    expected = log.points_at(typical, np.asarray(ranges_m, dtype=np.float64))
     points = np.asarray(cuboids.num_lidar_points, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(expected > 0, points / expected, 1.0)
@@ -168,7 +168,7 @@ class LidarOnlyParams:
     min_points: int = param(5, "the cuboid needs this many LiDAR points (it is really there)", minimum=0)
     min_visible_share: float = param(
         0.2, "and at least this share of the points this log's LiDAR typically puts on such an object at that range "
-        "(MiningLog.typical_points_r2): a cuboid the LiDAR sees only in part is likely hidden from the camera too", minimum=0.0,
+        "(MiningLog.typical_level): a cuboid the LiDAR sees only in part is likely hidden from the camera too", minimum=0.0,
     )  # fmt: skip
     max_range_m: float = param(50.0, "ignore cuboids further than this (metres)", minimum=0.0)
     max_truncation: float = param(0.3, "ignore cuboids with more of their footprint outside the image", minimum=0.0, maximum=1.0)

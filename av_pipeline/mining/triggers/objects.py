@@ -42,7 +42,7 @@ class MissedParams:
         minimum=0.0, maximum=1.0,
     )  # fmt: skip
     visibility_window_frames: int = param(
-        10, "what the object shows unoccluded: the most points its shadow track had (scaled by range squared) within this many frames", minimum=1
+        10, "what the object shows unoccluded: the most points its shadow track had (scaled to range with the log's fitted exponent) within this many frames", minimum=1
     )
     full_visibility: float = param(
         0.3, "a miss of an object showing at least this share of its unoccluded points scores in full; less visible ones (hidden, so a miss is expected) score less",
@@ -95,10 +95,10 @@ def missed_by_onboard(log: MiningLog, params: MissedParams) -> list[Event]:
             obj = log.object_ref(peak, "shadow", rows[peak])
             mean_points = int(round(np.mean([log.shadow(p).num_lidar_points[rows[p]] for p in run])))
             full = max(
-                log.unoccluded_points_r2("shadow", rows, run[0], run[-1], params.visibility_window_frames),
-                log.unoccluded_class_points_r2.get(obj.label, 0.0),
+                log.unoccluded_level("shadow", rows, run[0], run[-1], params.visibility_window_frames),
+                log.unoccluded_class_level.get(obj.label, 0.0),
             )  # fmt: skip
-            visible = min(1.0, obj.num_lidar_points * max(obj.range_m, 1.0) ** 2 / full) if full > 0 else 1.0
+            visible = min(1.0, float(log.level(obj.num_lidar_points, obj.range_m)) / full) if full > 0 else 1.0
             reason = (
                 f"missed_by_onboard: shadow sees a {obj.label} at {obj.range_m:.0f} m (score {obj.score:.2f}, "
                 f"{obj.num_lidar_points} LiDAR points, {100 * visible:.0f}% of what it shows unoccluded) that onboard missed for {frames_text(len(run))}"
@@ -143,7 +143,7 @@ def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
     ``(0.5 + 0.5 * onboard score) * (1 - points / (max_points + 1)) * evidence`` times the
     run length over 3 frames, where the evidence ``1 - exp(-expected / expected_points_scale)``
     grows with the points the log's LiDAR puts on confirmed objects of that class at that
-    range (median ``points * range^2``): an empty box at 15 m is a surer ghost than at 45 m.
+    range (``MiningLog.typical_level``): an empty box at 15 m is a surer ghost than at 45 m.
     Where the frames carry unexplained LiDAR clusters, a box with such points next to it
     (``near_m``, ``near_share``) is a misplaced real object and does not count. A track that
     had LiDAR support in other frames is most likely a real object the tracker carries
@@ -163,8 +163,8 @@ def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
                 and boxes.scores[row] >= params.min_onboard_score and (not use_shadow or not log.match(p).onboard_is_matched(row))
             ):  # fmt: skip
                 near = log.unexplained_points_near(p, boxes.centers_m[row], boxes.sizes_m[row], float(boxes.yaws_rad[row]), params.near_m)
-                typical = log.typical_points_r2.get(str(boxes.labels[row]), 0.0)
-                if near is not None and near > params.max_points and near >= params.near_share * typical / max(rng, 1.0) ** 2:
+                typical = log.typical_level.get(str(boxes.labels[row]), 0.0)
+                if near is not None and near > params.max_points and near >= params.near_share * float(log.points_at(typical, rng)):
                     continue
                 hits.append(p)
         for run in log.runs(hits):
@@ -175,8 +175,8 @@ def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
             peak = run[len(run) // 2]
             obj = log.object_ref(peak, "onboard", rows[peak])
             support = 1.0 - float(points.mean()) / (params.max_points + 1)
-            typical = log.typical_points_r2.get(obj.label, 0.0)
-            expected = typical / max(obj.range_m, 1.0) ** 2 if typical > 0 else float(params.expected_points_scale)
+            typical = log.typical_level.get(obj.label, 0.0)
+            expected = float(log.points_at(typical, obj.range_m)) if typical > 0 else float(params.expected_points_scale)
             evidence = 1.0 - float(np.exp(-expected / params.expected_points_scale))
             reason = (
                 f"ghost: onboard reports a {obj.label} (track {track}) at {obj.range_m:.0f} m for {frames_text(len(run))} with "

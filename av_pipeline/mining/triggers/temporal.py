@@ -49,8 +49,11 @@ class FlickerParams:
     visibility_window_frames: int = param(
         10, "the object's unoccluded point count is the most it showed (scaled to the gap's range) within this many frames of the gap", minimum=1
     )
+    min_confirmed_share: float = param(
+        0.6, "share of the gap frames that must be confirmed; the score is 0.9 times the confirmed share", minimum=0.0, maximum=1.0
+    )
     unconfirmed_score: float = param(
-        0.1, "score of a gap the shadow does not confirm in every frame: the object may have been hidden, which the onboard stack is "
+        0.1, "score of a gap confirmed in fewer than min_confirmed_share of its frames: the object may have been hidden, which the onboard stack is "
         "right to drop; weak alone, it counts when another trigger fires about the same object", minimum=0.0, maximum=1.0,
     )  # fmt: skip
     classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
@@ -64,7 +67,8 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
     in the gap is interpolated (in ``world``). A gap frame is confirmed when a shadow box lies
     within ``confirm_m`` of that position with at least ``min_points`` LiDAR points and at
     least ``min_support_ratio`` of the points the object shows unoccluded: the most points the
-    onboard box had within ``visibility_window_frames`` of the gap, scaled by range squared.
+    onboard box had within ``visibility_window_frames`` of the gap, scaled to range with the log's fitted
+    ``MiningLog.range_exponent``.
     Where the frames carry clusters of LiDAR points no box explains, the points in the
     interpolated footprint (grown by ``footprint_margin_m``: those clusters plus shadow boxes
     centred there that match no onboard box) also confirm a frame when they number at least ``min_footprint_points``
@@ -72,7 +76,10 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
     left its points behind even where the shadow model missed it.
     The object was clearly visible, yet onboard dropped it (an object that became hidden
     behind another is expected to vanish).
-    Score 0.9 when every gap frame is confirmed, 0.6 without a shadow model, ``unconfirmed_score`` otherwise.
+    Only shadow boxes that match no onboard box in that frame count (a matched one is another
+    object onboard reports). Score: 0.9 times the confirmed share of the gap frames when that
+    share reaches ``min_confirmed_share``, ``unconfirmed_score`` below it, 0.6 with neither a
+    shadow model nor clusters.
     """
     events = []
     has_shadow = log.has("shadow")
@@ -93,47 +100,52 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
             wb = log.to_world(b, boxes_b.centers_m[rows[b]])[0]
             if label not in params.classes or np.hypot(*boxes_a.centers_m[rows[a], :2]) > params.max_range_m:
                 continue
-            full = log.unoccluded_points_r2("onboard", rows, a, b, params.visibility_window_frames)
+            full = log.unoccluded_level("onboard", rows, a, b, params.visibility_window_frames)
             # LiDAR evidence alone also needs the class's unoccluded level: an object that stays
             # mostly hidden shows as few points when onboard drops it as when it reports it
-            full_lidar = max(full, log.unoccluded_class_points_r2.get(label, 0.0))
+            full_lidar = max(full, log.unoccluded_class_level.get(label, 0.0))
             size = boxes_a.sizes_m[rows[a]]
             yaw_world = float(boxes_a.yaws_rad[rows[a]]) + (fa.world_SE3_ego.yaw_rad if fa.world_SE3_ego else 0.0)
             confirmed, by_lidar, gap_points = 0, 0, []
             for q in range(a + 1, b):
                 t = log.dt_s(a, q) / max(1e-9, log.dt_s(a, b))
                 expected = log.to_ego(q, wa + t * (wb - wa))[0]
-                unoccluded = full_lidar * max(float(np.hypot(*expected[:2])), 1.0) ** -2
+                unoccluded = float(log.points_at(full_lidar, float(np.hypot(*expected[:2]))))
                 shadow = log.shadow(q)
+                # shadow boxes matched to objects onboard reports in this frame are those objects, not this one
+                free = np.flatnonzero([not log.match(q).shadow_is_matched(i) for i in range(len(shadow))])
                 seen = False
-                if len(shadow):
-                    d = np.hypot(*(shadow.centers_m[:, :2] - expected[:2]).T)
-                    i = int(np.argmin(d))
+                if len(free):
+                    d = np.hypot(*(shadow.centers_m[free, :2] - expected[:2]).T)
+                    i = int(free[np.argmin(d)])
                     points = -1 if shadow.num_lidar_points is None else int(shadow.num_lidar_points[i])
-                    needed = max(params.min_points, params.min_support_ratio * full * (np.hypot(*shadow.centers_m[i, :2]) ** -2))
-                    seen = bool(d[i] <= params.confirm_m and points >= needed)
+                    needed = max(params.min_points, params.min_support_ratio * float(log.points_at(full, float(np.hypot(*shadow.centers_m[i, :2])))))
+                    seen = bool(d.min() <= params.confirm_m and points >= needed)
                 yaw = yaw_world - (log.frames[q].world_SE3_ego.yaw_rad if log.frames[q].world_SE3_ego else 0.0)
                 here = log.unexplained_points_near(q, expected, size, yaw, params.footprint_margin_m)
                 if here is not None:
-                    if len(shadow) and shadow.num_lidar_points is not None:
-                        # shadow boxes of objects onboard reports in this frame are those objects, not this one
-                        free = np.array([not log.match(q).shadow_is_matched(i) for i in range(len(shadow))])
-                        inside = in_footprint(shadow.centers_m, expected, size, yaw, params.footprint_margin_m) & free
+                    if len(free) and shadow.num_lidar_points is not None:
+                        inside = free[in_footprint(shadow.centers_m[free], expected, size, yaw, params.footprint_margin_m)]
                         here += int(shadow.num_lidar_points[inside].sum())
                     gap_points.append(here)
                     if not seen and params.min_support_ratio * unoccluded <= here <= params.max_support_ratio * unoccluded + params.min_footprint_points and here >= params.min_footprint_points:
                         seen, by_lidar = True, by_lidar + 1
                 confirmed += int(seen)
             obj_range = max(float(np.hypot(*boxes_a.centers_m[rows[a], :2])), 1.0)
-            if has_shadow:
-                if confirmed == gap and by_lidar:
-                    score, note = 0.9, f"its LiDAR points stay ({', '.join(map(str, gap_points))} in its path; unoccluded about {full_lidar * obj_range ** -2:.0f})"
-                elif confirmed == gap:
-                    score, note = 0.9, "shadow still sees it, as visible as when unoccluded nearby in time"
+            share = confirmed / gap
+            if not has_shadow and not gap_points:
+                score, note = 0.6, "no shadow model or LiDAR clusters to confirm"
+            elif share >= params.min_confirmed_share:
+                score = 0.9 * share
+                if by_lidar:
+                    note = f"its LiDAR points stay ({', '.join(map(str, gap_points))} in its path; unoccluded about {float(log.points_at(full_lidar, obj_range)):.0f})"
                 else:
-                    score, note = params.unconfirmed_score, f"shadow confirms it, as visible as before, in {confirmed} of {gap} (it may have been hidden)"
+                    note = "shadow still sees it, as visible as when unoccluded nearby in time"
+                if confirmed < gap:
+                    note += f"; confirmed in {confirmed} of {gap} frames"
             else:
-                score, note = 0.6, "no shadow model to confirm"
+                who = "shadow or its LiDAR points confirm" if gap_points else "shadow confirms"
+                score, note = params.unconfirmed_score, f"{who} it, as visible as before, in {confirmed} of {gap} (it may have been hidden)"
             obj = log.object_ref(a, "onboard", rows[a])
             reason = (
                 f"track_flicker: onboard {label} track {track} at {obj.range_m:.0f} m vanished for {frames_text(gap)} "
