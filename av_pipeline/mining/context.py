@@ -139,24 +139,26 @@ class MiningLog:
         """``k`` in ``points ~ range^-k`` for this log's LiDAR, fitted on confirmed onboard boxes.
 
         Least squares of ``log(points)`` on ``log(range)`` with one intercept per class, over
-        boxes with at least one point beyond 3 m; clipped to ``[1, 4]``; 2 (an ideal scanner
-        with even angular spacing) when fewer than 30 boxes or less than a 2x spread of ranges.
+        boxes with at least 5 points (fewer are mostly counting noise) beyond 3 m. 2 (an ideal
+        scanner with even angular spacing) when fewer than 30 boxes, less than a 2x spread of
+        ranges, or a fit outside ``[1, 4]`` (the counts then say more about occlusion than range).
         Real scanners lose points faster than ``range^-2`` (beams thinner near the ground and at the
         top, more of the object hidden at range): the development logs fit 2.4-3.3 per class.
         """
         xs, ys = [], []
         for v in self._confirmed_boxes.values():
-            keep = (v[:, 0] >= 1) & (v[:, 1] >= 3.0)
+            keep = (v[:, 0] >= 5) & (v[:, 1] >= 3.0)
             if keep.sum() >= 2:
                 lx, ly = np.log(v[keep, 1]), np.log(v[keep, 0])
                 xs.append(lx - lx.mean()), ys.append(ly - ly.mean())
         if not xs or sum(len(x) for x in xs) < 30:
             return 2.0
         x, y = np.concatenate(xs), np.concatenate(ys)
-        ranges = np.concatenate([v[(v[:, 0] >= 1) & (v[:, 1] >= 3.0), 1] for v in self._confirmed_boxes.values()])
+        ranges = np.concatenate([v[(v[:, 0] >= 5) & (v[:, 1] >= 3.0), 1] for v in self._confirmed_boxes.values()])
         if ranges.max() < 2 * ranges.min() or float(x @ x) <= 0:
             return 2.0
-        return float(np.clip(-(x @ y) / (x @ x), 1.0, 4.0))
+        k = -float(x @ y) / float(x @ x)
+        return k if 1.0 <= k <= 4.0 else 2.0
 
     def level(self, points: float | np.ndarray, range_m: float | np.ndarray) -> float | np.ndarray:
         """Range-free LiDAR support: ``points * range^k`` (:attr:`range_exponent`; ranges below 1 m count as 1 m)."""

@@ -287,3 +287,20 @@ def test_logs_without_onboard_or_path_mine_what_they_can_and_say_what_they_skipp
     assert result.skipped["planner_deviation"] == "the log has no planned_path"
     assert result.skipped["camera_without_3d"] == "the log has no camera_boxes, rig"
     assert "missed_by_onboard" not in result.skipped and "track_flicker" not in result.skipped
+
+
+def test_range_exponent_is_fitted_per_log_and_scales_expected_points():
+    movers = [SceneObject(i + 1, label, (x, y), (12.0, 0.0)) for i, (label, x, y) in enumerate(
+        [("car", 8.0, 3.0), ("car", 15.0, -3.0), ("car", 25.0, 6.0), ("pedestrian", 9.0, 8.0), ("pedestrian", 20.0, -8.0)])]  # fmt: skip
+    scale = {"car": 3e5, "pedestrian": 4e4}  # a class-dependent size, one falloff
+
+    def lidar(k, rows):
+        return [dict(r, points=max(1, round(scale[r["label"]] * np.hypot(*r["center"][:2]) ** -3))) for r in rows]
+
+    log = MiningLog(Scene(movers, edit_onboard=lidar, edit_shadow=lidar).build())
+    assert log.range_exponent == pytest.approx(3.0, abs=0.1)
+    # a level measured at 10 m predicts what the object shows at 40 m
+    assert log.points_at(log.level(300.0, 10.0), 40.0) == pytest.approx(300.0 / 64, rel=0.05)
+    # too few boxes, or all at one range: an ideal scanner's 2
+    assert MiningLog(Scene(movers[:1], frames=5, edit_onboard=lidar, edit_shadow=lidar).build()).range_exponent == 2.0
+    assert MiningLog(Scene(CARS).build()).range_exponent == 2.0
