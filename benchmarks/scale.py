@@ -19,6 +19,7 @@ Usage::
     python benchmarks/scale.py                                   # 100, 300, 1000 frames; every engine
     python benchmarks/scale.py --frames 20 40 --engines beam1 beam2 --json /tmp/scale.json   # a quick check
     python benchmarks/scale.py --json docs/data/scale_benchmark.json                         # the docs' numbers
+    python benchmarks/scale.py --frames 300 --engines beam1 beam2 --threads-per-worker 1      # scaling at one core per worker
 
 Run it on a quiet machine: the table states the load average before and after; timings taken
 while other work runs do not count.
@@ -38,6 +39,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from beam_jobs.common import THREADS_ENV  # noqa: E402
 
 ENGINES = {
     "beam1": ["-m", "beam_jobs.run"],
@@ -87,12 +90,20 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def measure(engine: str, log: Path, out: Path) -> dict:
-    """One run of the main job; frames/s, peak RSS and the load average (1, 5, 15 min) when it started."""
+def measure(engine: str, log: Path, out: Path, threads_per_worker: int = 0) -> dict:
+    """One run of the main job; frames/s, peak RSS and the load average (1, 5, 15 min) when it started.
+
+    ``threads_per_worker`` > 0 sets ``AVP_THREADS_PER_WORKER`` for the run (every engine, the
+    in-process one included): each worker process then uses that many torch and numba threads,
+    so worker counts compare at fixed cores per worker.
+    """
     command = [sys.executable, *ENGINES[engine], f"--logs={log}", f"--out={out}", "--overwrite", "--report_top_cases=1", "--progress_interval_s=60"]
+    env = dict(os.environ)
+    if threads_per_worker > 0:
+        env[THREADS_ENV] = str(threads_per_worker)
     load_before = [round(x, 2) for x in os.getloadavg()]
     start = time.monotonic()
-    job = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peak_one, peak_total, processes = 0.0, 0.0, 1
     while job.poll() is None:
         sizes = [_rss_mib(pid) for pid in _tree(job.pid)]
@@ -107,6 +118,7 @@ def measure(engine: str, log: Path, out: Path) -> dict:
         "engine": engine, "frames": frames, "elapsed_s": summary["elapsed_s"], "wall_s": round(time.monotonic() - start, 1),
         "frames_per_s": round(frames / summary["elapsed_s"], 3), "peak_rss_mib": round(peak_one), "peak_total_rss_mib": round(peak_total),
         "processes": processes, "cases": summary["cases"], "frames_mined": summary["frames_mined"], "load_average_before": load_before,
+        "threads_per_worker": threads_per_worker or None,
     }  # fmt: skip
 
 
@@ -144,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=list(ENGINES))
     parser.add_argument("--cache", type=Path, default=REPO / "out" / "scale_logs", help="where the synthetic logs are kept")
     parser.add_argument("--json", type=Path, default=None, help="write the results here (e.g. docs/data/scale_benchmark.json)")
+    parser.add_argument(
+        "--threads-per-worker", type=int, default=0,
+        help=f"set {THREADS_ENV} for every run (0: leave torch's default, all cores in every process)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     rows = []
@@ -152,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             log = _log(frames, args.cache)
             for engine in args.engines:
                 print(f"{engine}, {frames} frames ...", file=sys.stderr)
-                rows.append(measure(engine, log, Path(scratch) / f"{engine}_{frames}"))
+                rows.append(measure(engine, log, Path(scratch) / f"{engine}_{frames}", args.threads_per_worker))
                 print(json.dumps(rows[-1]), file=sys.stderr)
     load_after = os.getloadavg()
     print(_table(rows))
@@ -162,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         document = {"rows": rows, "goals": _goals(rows), "load_average_before": load_before, "load_average_after": load_after,
-                    "cpu_count": os.cpu_count(), "python": platform.python_version(), "log": "tests.beam_jobs.scale_logs.cheap_config"}  # fmt: skip
+                    "cpu_count": os.cpu_count(), "python": platform.python_version(), "log": "tests.beam_jobs.scale_logs.cheap_config",
+                    "threads_per_worker": args.threads_per_worker or None}  # fmt: skip
         args.json.write_text(json.dumps(document, indent=2) + "\n")
     return 0
 
