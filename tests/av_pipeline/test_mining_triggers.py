@@ -200,7 +200,15 @@ def test_ghost_next_to_lidar_points_or_with_a_supported_past_is_weak():
         return rows + [dict(ghost_row)]
 
     (alone,) = fire("ghost", Scene(CARS, edit_onboard=in_frames(5, 8, add_ghost), clusters_of=lambda k, rows: []))
-    assert alone.reason.endswith("and no shadow detection, none unexplained within 0.5 m")
+    assert alone.reason.endswith("and no shadow detection, none unexplained within 0.5 m; the track never had LiDAR support in its 4 frames")
+    assert alone.details["never_supported"]
+    # a far pedestrian gets few points anyway, but a track that never showed any is still a ghost
+    far = dict(ghost_row, label="pedestrian", center=np.array([45.0, 2.0, 0.9]), size=np.array([0.7, 0.7, 1.75]))
+    sparse = [o for o in CARS if o.label != "pedestrian"] + [SceneObject(3, "pedestrian", (15.0, 6.0), (0.0, -0.8), points=8)]
+    (weak,) = fire("ghost", Scene(sparse, edit_onboard=in_frames(5, 8, lambda k, rows: rows + [dict(far)])))
+    (strong,) = fire("ghost", Scene(sparse, edit_onboard=in_frames(5, 8, lambda k, rows: rows + [dict(far)]), clusters_of=lambda k, rows: []))
+    assert weak.details["expected_points"] < 2 and weak.score < 0.2
+    assert strong.score > weak.score and strong.score >= 0.8 * (0.5 + 0.5 * 0.8) * 0.99
     # points no box explains sit in the box: a real object onboard placed badly, not a ghost
     beside = lambda k, rows: [(np.array([18.3, 0.2, 0.9]), np.array([3.5, 1.6, 1.4]), 300)]  # noqa: E731
     assert fire("ghost", Scene(CARS, edit_onboard=in_frames(5, 8, add_ghost), clusters_of=beside)) == []

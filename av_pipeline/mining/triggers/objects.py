@@ -128,6 +128,10 @@ class GhostParams:
         "a real object whose box is misplaced, not a ghost", minimum=0.0,
     )  # fmt: skip
     near_share: float = param(0.3, "... when they hold at least this share of the points expected there (and more than max_points)", minimum=0.0)
+    never_supported_evidence: float = param(
+        0.8, "evidence at least this when the track exists only in the run and the frames carry clusters with none in or next to "
+        "the box: nothing ever showed there, however few points such an object would get", minimum=0.0, maximum=1.0,
+    )  # fmt: skip
     coasting_factor: float = param(
         0.3, "score factor when the same track had LiDAR support (more than max_points) in other frames: most likely a real object "
         "that became hidden while the tracker carries it", minimum=0.0, maximum=1.0,
@@ -185,13 +189,18 @@ def ghost(log: MiningLog, params: GhostParams) -> list[Event]:
                 f"{f', none unexplained within {params.near_m:g} m' if log.frames[peak].clusters is not None else ''}"
             )
             supported = sum(1 for p, row in rows.items() if p not in run and log.onboard(p).num_lidar_points[row] > params.max_points)
+            never = len(rows) == len(run) and all(log.frames[p].clusters is not None for p in run)
+            if never:
+                # the track lived only here, never with LiDAR points in or next to it
+                evidence = max(evidence, params.never_supported_evidence)
+                reason += f"; the track never had LiDAR support in its {frames_text(len(rows))}"
             if supported:
                 reason += f"; the track had LiDAR support in {frames_text(supported)} outside it (likely hidden, carried by the tracker)"
             score = (0.5 + 0.5 * float(scores.mean())) * support * evidence * _persistence(len(run), 3) * (params.coasting_factor if supported else 1.0)
             events.append(log.event(
                 "ghost", run, peak, score, obj.label, obj.range_m, [obj], reason,
                 {"frames": len(run), "max_points": int(points.max()), "expected_points": round(expected, 1), "onboard_track": int(track),
-                 "shadow_checked": use_shadow, "supported_frames_outside": supported},
+                 "shadow_checked": use_shadow, "supported_frames_outside": supported, "never_supported": never},
             ))  # fmt: skip
     return events
 
