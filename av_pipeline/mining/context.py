@@ -145,17 +145,16 @@ class MiningLog:
         Real scanners lose points faster than ``range^-2`` (beams thinner near the ground and at the
         top, more of the object hidden at range): the development logs fit 2.4-3.3 per class.
         """
-        xs, ys = [], []
+        xs, ys, ranges = [], [], []
         for v in self._confirmed_boxes.values():
-            keep = (v[:, 0] >= 5) & (v[:, 1] >= 3.0)
-            if keep.sum() >= 2:
-                lx, ly = np.log(v[keep, 1]), np.log(v[keep, 0])
-                xs.append(lx - lx.mean()), ys.append(ly - ly.mean())
-        if not xs or sum(len(x) for x in xs) < 30:
+            used = v[(v[:, 0] >= 5) & (v[:, 1] >= 3.0)]
+            if len(used) >= 2:
+                lx, ly = np.log(used[:, 1]), np.log(used[:, 0])
+                xs.append(lx - lx.mean()), ys.append(ly - ly.mean()), ranges.append(used[:, 1])
+        if sum(len(x) for x in xs) < 30:
             return 2.0
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        ranges = np.concatenate([v[(v[:, 0] >= 5) & (v[:, 1] >= 3.0), 1] for v in self._confirmed_boxes.values()])
-        if ranges.max() < 2 * ranges.min() or float(x @ x) <= 0:
+        x, y, r = np.concatenate(xs), np.concatenate(ys), np.concatenate(ranges)
+        if r.max() < 2 * r.min() or float(x @ x) <= 0:
             return 2.0
         k = -float(x @ y) / float(x @ x)
         return k if 1.0 <= k <= 4.0 else 2.0

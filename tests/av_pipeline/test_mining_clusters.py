@@ -85,7 +85,7 @@ def test_real_nuscenes_object_left_out_of_the_boxes_comes_back_as_its_cluster(sh
     assert checked >= 2
     every = unexplained_clusters(sweep.points, [boxes])
     for k in np.flatnonzero(vehicles & (published >= 40)):
-        assert found is not None and every.num_points[every.within_box(bbox[k, :3], bbox[k, 3:6], bbox[k, 6], margin_m=0.0)].sum() <= 10
+        assert every.num_points[every.within_box(bbox[k, :3], bbox[k, 3:6], bbox[k, 6], margin_m=0.0)].sum() <= 10
 
 
 def test_mining_frame_with_clusters_pickles():
