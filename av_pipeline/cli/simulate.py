@@ -119,10 +119,9 @@ class SimulateCommand(Command):
             if path is not None:
                 print(f"  {path}")
         if args.bundled:
-            from av_pipeline.synthetic.bundled import DIGESTS_NAME, expected_digests, file_digests
+            from av_pipeline.synthetic.bundled import DIGESTS_NAME, differing_files, file_digests
 
-            found = file_digests(args.out)
-            differing = sorted(name for name, entry in expected_digests().items() if found.get(name) != entry)
+            differing = differing_files(file_digests(args.out))
             if differing:
                 print(f"differs from the recorded digests ({DIGESTS_NAME}): {', '.join(differing)}")
                 return 1

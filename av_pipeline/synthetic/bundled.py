@@ -81,6 +81,36 @@ def expected_digests(digests_file: Path = BUNDLED_LOG_DIR / DIGESTS_NAME) -> dic
         raise LogFormatError(digests_file, "files", f"digests of the bundled synthetic log are unreadable ({error}); reinstall the package") from None
 
 
+def accepted_digests(digests_file: Path = BUNDLED_LOG_DIR / DIGESTS_NAME) -> dict[str, list[dict]]:
+    """``{file name: [{"bytes": int, "sha256": hex}, ...]}``: the recorded digests and, per file,
+    the variants recorded on other CPUs.
+
+    The generator is deterministic on one machine, but a few of its floating-point results
+    depend on the CPU's instruction set (OpenBLAS and numpy pick kernels per CPU: AVX2 and
+    AVX-512 machines round some last bits differently), which moves a 4-decimal value of the
+    planned path and so the bytes of the MCAP. Each such outcome seen on a supported machine
+    is recorded (``write_digests(..., variant=...)``) and accepted; any other is reported.
+
+    Raises:
+        LogFormatError: the digests file is missing or unreadable.
+    """
+    primary = expected_digests(digests_file)
+    files = json.loads(Path(digests_file).read_text())["files"]
+    try:
+        return {
+            name: [entry] + [{"bytes": int(v["bytes"]), "sha256": str(v["sha256"])} for v in files[name].get("variants", [])]
+            for name, entry in primary.items()
+        }  # fmt: skip
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise LogFormatError(digests_file, "files.variants", f"digest variants of the bundled synthetic log are unreadable ({error}); reinstall the package") from None
+
+
+def differing_files(found: dict[str, dict], accepted: dict[str, list[dict]] | None = None) -> list[str]:
+    """Names of bundled-log files whose digests (:func:`file_digests`) match no accepted digest (:func:`accepted_digests`)."""
+    accepted = accepted_digests() if accepted is None else accepted
+    return sorted(name for name, entries in accepted.items() if found.get(name) not in entries)
+
+
 def file_digests(folder: str | Path) -> dict[str, dict]:
     """Size and SHA-256 of each bundled-log file present in ``folder`` (same layout as :func:`expected_digests`)."""
     out = {}
@@ -94,9 +124,9 @@ def file_digests(folder: str | Path) -> dict[str, dict]:
     return out
 
 
-def _complete(folder: Path, expected: dict[str, dict]) -> bool:
-    """Every file present with its recorded size (cheap; the digests are checked when generating)."""
-    return all((folder / name).is_file() and (folder / name).stat().st_size == entry["bytes"] for name, entry in expected.items())
+def _complete(folder: Path, accepted: dict[str, list[dict]]) -> bool:
+    """Every file present with a recorded size (cheap; the digests are checked when generating)."""
+    return all((folder / name).is_file() and (folder / name).stat().st_size in {e["bytes"] for e in entries} for name, entries in accepted.items())
 
 
 def _default_folders() -> list[Path]:
@@ -124,7 +154,7 @@ def generate_bundled_log(folder: str | Path) -> BundledLog:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    expected = expected_digests()
+    expected = accepted_digests()
     with open(folder / f".{BUNDLED_CONFIG.log_id}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if _complete(folder, expected):
@@ -138,7 +168,7 @@ def generate_bundled_log(folder: str | Path) -> BundledLog:
         with tempfile.TemporaryDirectory(dir=folder, prefix=".generating-") as scratch:
             write_synthetic_log(BUNDLED_CONFIG, scratch)
             found = file_digests(scratch)
-            differing = sorted(name for name, entry in expected.items() if found.get(name) != entry)
+            differing = differing_files(found, expected)
             for name in found:
                 os.replace(Path(scratch) / name, folder / name)
         if differing:
@@ -163,7 +193,7 @@ def bundled_log(folder: str | Path | None = None) -> BundledLog:
     Raises:
         LogFormatError: the recorded digests are missing, or no folder can be written.
     """
-    expected = expected_digests()
+    expected = accepted_digests()
     candidates = [Path(folder)] if folder is not None else _default_folders()
     for candidate in candidates:
         if _complete(candidate, expected):
@@ -174,13 +204,32 @@ def bundled_log(folder: str | Path | None = None) -> BundledLog:
     raise LogFormatError(candidates[0], None, f"bundled synthetic log is missing and none of {[str(c) for c in candidates]} is writable; set AVP_DATA_DIR")
 
 
-def write_digests(folder: str | Path, digests_file: Path = BUNDLED_LOG_DIR / DIGESTS_NAME) -> Path:
-    """Record the digests of the log in ``folder`` as the package's reference (after a deliberate generator change)."""
-    digests = {"log_id": BUNDLED_CONFIG.log_id, "config": BUNDLED_CONFIG.to_dict(), "files": file_digests(folder)}
+def write_digests(folder: str | Path, digests_file: Path = BUNDLED_LOG_DIR / DIGESTS_NAME, variant: str | None = None) -> Path:
+    """Record the digests of the log in ``folder`` as the package's reference.
+
+    Args:
+        folder: a freshly generated bundled log.
+        digests_file: the record to write.
+        variant: ``None`` after a deliberate generator change (the folder's digests replace the
+            record, variants included); otherwise a note naming the machine (e.g. ``"x86-64
+            AVX-512"``): the folder's digests that the record does not accept yet are added to
+            it as variants of those files, the rest is kept.
+    """
+    found = file_digests(folder)
+    if variant is None:
+        files: dict = found
+    else:
+        files = json.loads(Path(digests_file).read_text())["files"]
+        for name in differing_files(found, accepted_digests(digests_file)):
+            files[name].setdefault("variants", []).append(dict(found[name], where=variant))
+    digests = {"log_id": BUNDLED_CONFIG.log_id, "config": BUNDLED_CONFIG.to_dict(), "files": files}
     tmp = Path(f"{digests_file}.tmp")
     tmp.write_text(json.dumps(digests, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, digests_file)
     return Path(digests_file)
 
 
-__all__ = ["BUNDLED_CONFIG", "BUNDLED_LOG_DIR", "BundledLog", "bundled_log", "expected_digests", "file_digests", "generate_bundled_log", "write_digests"]
+__all__ = [
+    "BUNDLED_CONFIG", "BUNDLED_LOG_DIR", "BundledLog", "accepted_digests", "bundled_log", "differing_files", "expected_digests", "file_digests",
+    "generate_bundled_log", "write_digests",
+]  # fmt: skip
