@@ -130,6 +130,7 @@ def build_cases(events: Iterable[Event], config: CaseConfig, *, trigger_counts: 
         return event.score * ((1.0 - config.rarity) + config.rarity * (1.0 - np.sqrt(share)))
 
     cases = []
+    used_ids: Counter = Counter()
     for window in merged:
         window.sort(key=lambda e: -e.score)
         strongest: dict[str, float] = {}
@@ -142,8 +143,13 @@ def build_cases(events: Iterable[Event], config: CaseConfig, *, trigger_counts: 
                 keys.append(event)
         first = min(window, key=lambda e: e.first_frame)
         last = max(window, key=lambda e: e.last_frame)
+        # cases about different objects may start in the same frame: later ones get a suffix
+        case_id = f"{first.log_id}@{first.first_timestamp_ns}"
+        used_ids[case_id] += 1
+        if used_ids[case_id] > 1:
+            case_id += f"-{used_ids[case_id]}"
         cases.append(Case(
-            case_id=f"{first.log_id}@{first.first_timestamp_ns}", log_id=first.log_id,
+            case_id=case_id, log_id=first.log_id,
             first_frame=first.first_frame, last_frame=last.last_frame,
             first_timestamp_ns=first.first_timestamp_ns, last_timestamp_ns=last.last_timestamp_ns,
             key_frames=tuple(k.peak_frame for k in keys), key_timestamps_ns=tuple(_peak_time(k) for k in keys),

@@ -214,7 +214,8 @@ class Case:
     """Events of one log merged into one time window: a unit of labelling work.
 
     Attributes:
-        case_id: ``<log_id>@<first_timestamp_ns>``: stable across re-runs, unique per log.
+        case_id: ``<log_id>@<first_timestamp_ns>``, with ``-2``, ``-3``, ... for further cases that start
+            in the same frame: stable across re-runs, unique per log.
         log_id: the log.
         first_frame, last_frame: the window (frame indices, inclusive).
         first_timestamp_ns, last_timestamp_ns: the same as times.
