@@ -36,6 +36,10 @@ def test_simultaneous_events_about_different_objects_are_different_cases():
     cases = build_cases(events, CaseConfig(rarity=0.0))
     assert sorted((c.first_frame, c.last_frame) for c in cases) == [(10, 12), (12, 14)]
     assert all(c.score == pytest.approx(0.5) for c in cases)
+    # two cases starting in the same frame keep distinct ids (outputs and scoring key on them)
+    same_start = [event("ghost", 10, 12, 0.6, track=1, world=(0, 0, 0)), event("class_flip", 10, 11, 0.5, track=2, world=(50, 0, 0))]
+    ids = sorted(c.case_id for c in build_cases(same_start, CaseConfig(rarity=0.0)))
+    assert ids == [f"log@{T0 + 10 * PERIOD}", f"log@{T0 + 10 * PERIOD}-2"]
 
 
 def test_window_length_is_capped_and_long_events_keep_their_length():
