@@ -153,6 +153,32 @@ def test_track_flicker_confirmed_by_shadow_points():
     assert event.score == pytest.approx(0.25)
 
 
+def test_track_flicker_confirmed_relative_to_the_tracks_own_points():
+    # a far pedestrian shows 6 points whether onboard reports it or not: too few for the
+    # absolute checks, but a 3-frame drop while the shadow detects it as before is a miss
+    sparse = [o for o in CARS if o.label != "pedestrian"] + [SceneObject(3, "pedestrian", (15.0, 6.0), (0.0, -0.8), points=6)]
+    drop3 = in_frames(12, 14, lambda k, rows: [r for r in rows if r["track"] != 3])
+    (event,) = fire("track_flicker", Scene(sparse, edit_onboard=drop3))
+    defaults = registry.get("track_flicker").defaults()
+    assert event.details["relative_confirmed_frames"] == 3 and event.details["reference_points"] == 6
+    assert event.score == pytest.approx(0.9 * defaults.relative_score)
+    assert "shadow still detects it with as many LiDAR points as when onboard reported it" in event.reason
+    assert "median 6 in the frames around the gap" in event.reason
+    # a shorter drop is what the stack's visibility cut-off does to a sparse object
+    drop2 = in_frames(12, 13, lambda k, rows: [r for r in rows if r["track"] != 3])
+    (event,) = fire("track_flicker", Scene(sparse, edit_onboard=drop2))
+    assert event.score == pytest.approx(defaults.unconfirmed_score) and event.details["relative_confirmed_frames"] == 0
+    (event,) = fire("track_flicker", Scene(sparse, edit_onboard=drop2), relative_min_gap=2)
+    assert event.details["relative_confirmed_frames"] == 2
+    # fewer points than the track had (hidden) or a weak shadow box (gap-filled) do not confirm
+    fewer = in_frames(12, 14, lambda k, rows: [dict(r, points=3) if r["track"] == 3 else r for r in rows])
+    (event,) = fire("track_flicker", Scene(sparse, edit_onboard=drop3, edit_shadow=fewer))
+    assert event.score == pytest.approx(defaults.unconfirmed_score)
+    weak = in_frames(12, 14, lambda k, rows: [dict(r, score=0.4) if r["track"] == 3 else r for r in rows])
+    (event,) = fire("track_flicker", Scene(sparse, edit_onboard=drop3, edit_shadow=weak))
+    assert event.score == pytest.approx(defaults.unconfirmed_score)
+
+
 def _object_cluster(track: int, points: int, z_top_extra_m: float = 0.0):
     """Clusters: where ``track`` truly is, ``points`` LiDAR points spanning its box (taller by ``z_top_extra_m``)."""
 

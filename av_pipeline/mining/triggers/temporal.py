@@ -52,6 +52,24 @@ class FlickerParams:
     min_confirmed_share: float = param(
         0.6, "share of the gap frames that must be confirmed; the score is 0.9 times the confirmed share", minimum=0.0, maximum=1.0
     )
+    relative_ratio: float = param(
+        0.7, "a shadow detection in the gap (score at least min_detection_score, at least min_relative_points) with this share of the median points "
+        "the onboard box held in the reference_frames before and after the gap also confirms the frame: the object was as visible as when "
+        "onboard reported it, however few points that is (far or partly hidden objects)", minimum=0.0,
+    )  # fmt: skip
+    min_detection_score: float = param(
+        0.5, "... when its score is at least this (the shadow's gap-filled boxes score at most half their track's mean)", minimum=0.0, maximum=1.0
+    )
+    min_relative_points: int = param(3, "... and it holds at least this many LiDAR points", minimum=0)
+    relative_min_gap: int = param(
+        3, "... in gaps of at least this many frames: a shorter drop of an object that shows as few points as a partly hidden one is mostly "
+        "the onboard stack's visibility cut-off at work", minimum=1,
+    )  # fmt: skip
+    reference_frames: int = param(3, "frames before and after the gap whose onboard point counts give the reference", minimum=1)
+    relative_score: float = param(
+        0.6, "score factor of a gap confirmed only relative to the track's own points (times the confirmed share): weaker than a confirmation "
+        "against the object's unoccluded points, since an object that stays partly hidden may be dropped as expected", minimum=0.0, maximum=1.0,
+    )  # fmt: skip
     unconfirmed_score: float = param(
         0.1, "score of a gap confirmed in fewer than min_confirmed_share of its frames: the object may have been hidden, which the onboard stack is "
         "right to drop; weak alone, it counts when another trigger fires about the same object", minimum=0.0, maximum=1.0,
@@ -106,7 +124,9 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
             full_lidar = max(full, log.unoccluded_class_level.get(label, 0.0))
             size = boxes_a.sizes_m[rows[a]]
             yaw_world = float(boxes_a.yaws_rad[rows[a]]) + (fa.world_SE3_ego.yaw_rad if fa.world_SE3_ego else 0.0)
-            confirmed, by_lidar, gap_points = 0, 0, []
+            reference = [p for p in positions if p <= a][-params.reference_frames :] + [p for p in positions if p >= b][: params.reference_frames]
+            reference_points = float(np.median([log.onboard(p).num_lidar_points[rows[p]] for p in reference])) if boxes_a.num_lidar_points is not None else np.inf
+            confirmed, by_lidar, relative, gap_points = 0, 0, 0, []
             for q in range(a + 1, b):
                 t = log.dt_s(a, q) / max(1e-9, log.dt_s(a, b))
                 expected = log.to_ego(q, wa + t * (wb - wa))[0]
@@ -114,13 +134,17 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
                 shadow = log.shadow(q)
                 # shadow boxes matched to objects onboard reports in this frame are those objects, not this one
                 free = np.flatnonzero([not log.match(q).shadow_is_matched(i) for i in range(len(shadow))])
-                seen = False
+                seen = as_before = False
                 if len(free):
                     d = np.hypot(*(shadow.centers_m[free, :2] - expected[:2]).T)
                     i = int(free[np.argmin(d)])
                     points = -1 if shadow.num_lidar_points is None else int(shadow.num_lidar_points[i])
                     needed = max(params.min_points, params.min_support_ratio * float(log.points_at(full, float(np.hypot(*shadow.centers_m[i, :2])))))
                     seen = bool(d.min() <= params.confirm_m and points >= needed)
+                    as_before = bool(
+                        gap >= params.relative_min_gap and d.min() <= params.confirm_m and shadow.scores[i] >= params.min_detection_score
+                        and points >= max(params.min_relative_points, params.relative_ratio * reference_points)
+                    )  # fmt: skip
                 yaw = yaw_world - (log.frames[q].world_SE3_ego.yaw_rad if log.frames[q].world_SE3_ego else 0.0)
                 here = log.unexplained_points_near(q, expected, size, yaw, params.footprint_margin_m)
                 if here is not None:
@@ -130,14 +154,19 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
                     gap_points.append(here)
                     if not seen and params.min_support_ratio * unoccluded <= here <= params.max_support_ratio * unoccluded + params.min_footprint_points and here >= params.min_footprint_points:
                         seen, by_lidar = True, by_lidar + 1
+                if not seen and as_before:
+                    seen, relative = True, relative + 1
                 confirmed += int(seen)
             obj_range = max(float(np.hypot(*boxes_a.centers_m[rows[a], :2])), 1.0)
             share = confirmed / gap
             if not has_shadow and not gap_points:
                 score, note = 0.6, "no shadow model or LiDAR clusters to confirm"
             elif share >= params.min_confirmed_share:
-                score = 0.9 * share
-                if by_lidar:
+                score = 0.9 * (confirmed - relative + params.relative_score * relative) / gap
+                if relative == confirmed:
+                    note = (f"shadow still detects it with as many LiDAR points as when onboard reported it "
+                            f"({', '.join(map(str, gap_points))} in its path; median {reference_points:g} in the frames around the gap)")
+                elif by_lidar:
                     note = f"its LiDAR points stay ({', '.join(map(str, gap_points))} in its path; unoccluded about {float(log.points_at(full_lidar, obj_range)):.0f})"
                 else:
                     note = "shadow still sees it, as visible as when unoccluded nearby in time"
@@ -153,7 +182,8 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
             )
             events.append(log.event(
                 "track_flicker", list(range(a, b + 1)), a + 1, score, label, obj.range_m, [obj, log.object_ref(b, "onboard", rows[b])], reason,
-                {"gap_frames": gap, "shadow_confirmed_frames": confirmed - by_lidar, "lidar_confirmed_frames": by_lidar, "gap_points": gap_points, "onboard_track": int(track)},
+                {"gap_frames": gap, "shadow_confirmed_frames": confirmed - by_lidar - relative, "lidar_confirmed_frames": by_lidar,
+                 "relative_confirmed_frames": relative, "gap_points": gap_points, "reference_points": reference_points, "onboard_track": int(track)},
             ))  # fmt: skip
     return events
 
