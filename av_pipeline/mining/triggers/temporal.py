@@ -93,7 +93,12 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
     and ``min_support_ratio`` to ``max_support_ratio`` of the unoccluded points: the object
     left its points behind even where the shadow model missed it.
     The object was clearly visible, yet onboard dropped it (an object that became hidden
-    behind another is expected to vanish).
+    behind another is expected to vanish). In gaps of at least ``relative_min_gap`` frames, a
+    frame is also confirmed by a shadow detection (score at least ``min_detection_score``) with
+    at least ``min_relative_points`` points and ``relative_ratio`` of the median points the
+    onboard box held in the ``reference_frames`` before and after the gap: a far or partly
+    hidden object, too sparse for the checks above, as visible as when onboard reported it;
+    such a frame counts ``relative_score`` of a confirmed one in the score.
     Only shadow boxes that match no onboard box in that frame count (a matched one is another
     object onboard reports). Score: 0.9 times the confirmed share of the gap frames when that
     share reaches ``min_confirmed_share``, ``unconfirmed_score`` below it, 0.6 with neither a
