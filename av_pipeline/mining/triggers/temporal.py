@@ -169,8 +169,9 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
             elif share >= params.min_confirmed_share:
                 score = 0.9 * (confirmed - relative + params.relative_score * relative) / gap
                 if relative == confirmed:
+                    path = f"{', '.join(map(str, gap_points))} in its path; " if gap_points else ""
                     note = (f"shadow still detects it with as many LiDAR points as when onboard reported it "
-                            f"({', '.join(map(str, gap_points))} in its path; median {reference_points:g} in the frames around the gap)")
+                            f"({path}median {reference_points:g} in the frames around the gap)")
                 elif by_lidar:
                     note = f"its LiDAR points stay ({', '.join(map(str, gap_points))} in its path; unoccluded about {float(log.points_at(full_lidar, obj_range)):.0f})"
                 else:
