@@ -67,23 +67,26 @@ def _paths(folder: Path) -> BundledLog:
     return BundledLog(**{field: folder / f"{stem}.{suffix}" for field, suffix in _SUFFIXES.items()})
 
 
+def _recorded_files(digests_file: Path) -> dict:
+    """The raw ``files`` record of ``digests_file``."""
+    try:
+        return json.loads(Path(digests_file).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise LogFormatError(digests_file, "files", f"digests of the bundled synthetic log are unreadable ({error}); reinstall the package") from None
+
+
 def expected_digests(digests_file: Path = BUNDLED_LOG_DIR / DIGESTS_NAME) -> dict[str, dict]:
     """``{file name: {"bytes": int, "sha256": hex}}`` of the bundled log, as recorded in the package.
 
     Raises:
         LogFormatError: the digests file is missing or unreadable (a broken installation).
     """
-    try:
-        digests = json.loads(Path(digests_file).read_text())
-        files = digests["files"]
-        return {name: {"bytes": int(entry["bytes"]), "sha256": str(entry["sha256"])} for name, entry in files.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise LogFormatError(digests_file, "files", f"digests of the bundled synthetic log are unreadable ({error}); reinstall the package") from None
+    return {name: entries[0] for name, entries in accepted_digests(digests_file).items()}
 
 
 def accepted_digests(digests_file: Path = BUNDLED_LOG_DIR / DIGESTS_NAME) -> dict[str, list[dict]]:
-    """``{file name: [{"bytes": int, "sha256": hex}, ...]}``: the recorded digests and, per file,
-    the variants recorded on other CPUs.
+    """``{file name: [{"bytes": int, "sha256": hex}, ...]}``: the recorded digests first, then,
+    per file, the variants recorded on other CPUs.
 
     The generator is deterministic on one machine, but a few of its floating-point results
     depend on the CPU's instruction set (OpenBLAS and numpy pick kernels per CPU: AVX2 and
@@ -92,17 +95,16 @@ def accepted_digests(digests_file: Path = BUNDLED_LOG_DIR / DIGESTS_NAME) -> dic
     is recorded (``write_digests(..., variant=...)``) and accepted; any other is reported.
 
     Raises:
-        LogFormatError: the digests file is missing or unreadable.
+        LogFormatError: the digests file is missing or unreadable (a broken installation).
     """
-    primary = expected_digests(digests_file)
-    files = json.loads(Path(digests_file).read_text())["files"]
+    files = _recorded_files(digests_file)
     try:
         return {
-            name: [entry] + [{"bytes": int(v["bytes"]), "sha256": str(v["sha256"])} for v in files[name].get("variants", [])]
-            for name, entry in primary.items()
+            name: [{"bytes": int(v["bytes"]), "sha256": str(v["sha256"])} for v in [entry, *entry.get("variants", [])]]
+            for name, entry in files.items()
         }  # fmt: skip
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise LogFormatError(digests_file, "files.variants", f"digest variants of the bundled synthetic log are unreadable ({error}); reinstall the package") from None
+        raise LogFormatError(digests_file, "files", f"digests of the bundled synthetic log are unreadable ({error}); reinstall the package") from None
 
 
 def differing_files(found: dict[str, dict], accepted: dict[str, list[dict]] | None = None) -> list[str]:
@@ -219,7 +221,10 @@ def write_digests(folder: str | Path, digests_file: Path = BUNDLED_LOG_DIR / DIG
     if variant is None:
         files: dict = found
     else:
-        files = json.loads(Path(digests_file).read_text())["files"]
+        files = _recorded_files(digests_file)
+        missing = sorted(set(files) - set(found))
+        if missing:
+            raise LogFormatError(folder, None, f"cannot record a digest variant: {', '.join(missing)} missing; generate the whole log first")
         for name in differing_files(found, accepted_digests(digests_file)):
             files[name].setdefault("variants", []).append(dict(found[name], where=variant))
     digests = {"log_id": BUNDLED_CONFIG.log_id, "config": BUNDLED_CONFIG.to_dict(), "files": files}

@@ -198,8 +198,7 @@ def test_bundled_log_matches_the_recorded_digests() -> None:
 
 
 def test_digest_variants_are_added_not_replaced(tmp_path) -> None:
-    import json
-
+    from av_pipeline.errors import LogFormatError
     from av_pipeline.synthetic.bundled import BUNDLED_LOG_DIR, DIGESTS_NAME, accepted_digests, differing_files, file_digests, write_digests
 
     record = tmp_path / DIGESTS_NAME
@@ -217,6 +216,11 @@ def test_digest_variants_are_added_not_replaced(tmp_path) -> None:
     assert json.loads(record.read_text())["files"]["synthetic_default.mcap"]["variants"][-1]["where"] == "test machine"
     # written again: nothing new to add
     write_digests(folder, record, variant="test machine")
+    assert accepted_digests(record) == after
+    # an incomplete log is refused, naming what is missing, and the record stays as it was
+    (folder / "synthetic_default.mcap").unlink()
+    with pytest.raises(LogFormatError, match="synthetic_default.mcap missing"):
+        write_digests(folder, record, variant="another machine")
     assert accepted_digests(record) == after
 
 

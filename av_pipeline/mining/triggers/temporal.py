@@ -189,7 +189,7 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
             events.append(log.event(
                 "track_flicker", list(range(a, b + 1)), a + 1, score, label, obj.range_m, [obj, log.object_ref(b, "onboard", rows[b])], reason,
                 {"gap_frames": gap, "shadow_confirmed_frames": confirmed - by_lidar - relative, "lidar_confirmed_frames": by_lidar,
-                 "relative_confirmed_frames": relative, "gap_points": gap_points, "reference_points": reference_points, "onboard_track": int(track)},
+                 "relative_confirmed_frames": relative, "gap_points": gap_points, "reference_points": reference_points if np.isfinite(reference_points) else None, "onboard_track": int(track)},
             ))  # fmt: skip
     return events
 
