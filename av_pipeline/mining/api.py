@@ -22,6 +22,7 @@ from av_pipeline.mining.campaign import Campaign
 from av_pipeline.mining.clusters import ClusterConfig, unexplained_clusters
 from av_pipeline.mining.cases import build_cases, select_cases
 from av_pipeline.mining.context import MiningLog
+from av_pipeline.mining.range_image import RangeImage
 from av_pipeline.mining.records import Case, Event, MiningFrame
 from av_pipeline.records import Frame, OnboardPerception
 from calibration.rig import SensorRig
@@ -59,9 +60,11 @@ def mining_frame(
     points_ego: np.ndarray | None = None,
     ground_clearance_m: float = GROUND_CLEARANCE_M,
     clusters: ClusterConfig | None = None,
+    range_image: bool = True,
 ) -> MiningFrame:
-    """A frame's evidence for mining: point counts for shadow and onboard boxes and the clusters
-    of points no box explains; no sweep kept.
+    """A frame's evidence for mining: point counts for shadow and onboard boxes, the clusters
+    of points no box explains and a coarse range image (what the LiDAR's lines of sight hit
+    first); no sweep kept.
 
     Args:
         frame: the loaded frame (its LiDAR sweeps are read here).
@@ -70,6 +73,8 @@ def mining_frame(
         points_ego: ``(N, 3+)`` the frame's points in ``ego`` when already at hand.
         ground_clearance_m: see :func:`count_supported_points`.
         clusters: thresholds of :func:`~av_pipeline.mining.clusters.unexplained_clusters` (defaults when ``None``).
+        range_image: keep a :class:`~av_pipeline.mining.range_image.RangeImage` from the origin
+            of the frame's first LiDAR in the rig (all sweeps' points; 62 KiB per frame).
     """
     points = frame_points_ego(frame) if points_ego is None else points_ego
     if shadow is not None:
@@ -80,7 +85,11 @@ def mining_frame(
         onboard = replace(onboard, cuboids=cuboids) if isinstance(onboard, OnboardPerception) else onboard
     explained = [b for b in (shadow, onboard.cuboids if onboard is not None else None) if b is not None]
     found = unexplained_clusters(points, explained, clusters)
-    return MiningFrame(frame.log_id, frame.timestamp_ns, int(index), frame.world_SE3_ego, shadow, onboard, found)
+    image = None
+    origins = [frame.rig.lidars[name].translation for name in frame.lidars if name in frame.rig.lidars]
+    if range_image and origins:
+        image = RangeImage.from_points(points, origins[0])
+    return MiningFrame(frame.log_id, frame.timestamp_ns, int(index), frame.world_SE3_ego, shadow, onboard, found, image)
 
 
 @dataclass(frozen=True)

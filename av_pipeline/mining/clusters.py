@@ -120,6 +120,26 @@ class ClusterConfig:
     max_extent_m: float = 20.0
 
 
+def height_above_ground(xyz: np.ndarray, cell_m: float = 1.0, window_m: float = 5.0) -> np.ndarray:
+    """``(N,)`` metres of each point above the local ground: the lowest point in its ``cell_m``
+    bird's-eye cell, then the lowest of those within ``window_m`` (step 1 of the module doc).
+
+    Args:
+        xyz: ``(N, 3)`` finite points in ``ego`` (metres).
+        cell_m, window_m: see :class:`ClusterConfig` (``ground_cell_m``, ``ground_window_m``).
+    """
+    xyz = np.asarray(xyz, dtype=np.float64)
+    if not len(xyz):
+        return np.zeros(0)
+    lo = xyz[:, :2].min(axis=0)
+    gcell = np.floor((xyz[:, :2] - lo) / cell_m).astype(np.int64)
+    lowest = np.full(tuple(gcell.max(axis=0) + 1), np.inf)
+    np.minimum.at(lowest, (gcell[:, 0], gcell[:, 1]), xyz[:, 2])
+    window = max(1, int(round(window_m / cell_m)))
+    ground = ndimage.minimum_filter(lowest, size=window, mode="constant", cval=np.inf)
+    return xyz[:, 2] - ground[gcell[:, 0], gcell[:, 1]]
+
+
 def unexplained_clusters(points_ego: np.ndarray, boxes: Sequence[Cuboids], config: ClusterConfig | None = None) -> PointClusters:
     """Clusters of above-ground LiDAR points outside every box (see the module doc).
 
@@ -149,14 +169,7 @@ def unexplained_clusters(points_ego: np.ndarray, boxes: Sequence[Cuboids], confi
         return PointClusters.empty()
 
     # 1. ground: lowest point per cell, then lowest within the window
-    lo = xyz[:, :2].min(axis=0)
-    gcell = np.floor((xyz[:, :2] - lo) / config.ground_cell_m).astype(np.int64)
-    shape = tuple(gcell.max(axis=0) + 1)
-    lowest = np.full(shape, np.inf)
-    np.minimum.at(lowest, (gcell[:, 0], gcell[:, 1]), xyz[:, 2])
-    window = max(1, int(round(config.ground_window_m / config.ground_cell_m)))
-    ground = ndimage.minimum_filter(lowest, size=window, mode="constant", cval=np.inf)
-    height = xyz[:, 2] - ground[gcell[:, 0], gcell[:, 1]]
+    height = height_above_ground(xyz, config.ground_cell_m, config.ground_window_m)
 
     # 2-3. above the ground, in range, in no box
     r = np.hypot(xyz[:, 0], xyz[:, 1])
@@ -189,4 +202,4 @@ def unexplained_clusters(points_ego: np.ndarray, boxes: Sequence[Cuboids], confi
     )
 
 
-__all__ = ["ClusterConfig", "PointClusters", "in_footprint", "unexplained_clusters"]
+__all__ = ["ClusterConfig", "PointClusters", "height_above_ground", "in_footprint", "unexplained_clusters"]

@@ -215,6 +215,20 @@ class MiningLog:
             return None
         return int(clusters.num_points[clusters.within_box(center_m, size_m, yaw_rad, margin_m)].sum())
 
+    def lidar_visibility(self, p: int, center_m: np.ndarray, size_m: np.ndarray, yaw_rad: float) -> float | None:
+        """Share of a box the LiDAR's lines of sight reach at position ``p``
+        (:meth:`~av_pipeline.mining.range_image.RangeImage.visibility`), or ``None`` when the
+        frame carries no range image.
+
+        Args:
+            p: list position.
+            center_m: ``(3,)`` box centre in that frame's ``ego`` (metres).
+            size_m: ``(3,)`` length, width, height (metres).
+            yaw_rad: heading in ``ego``.
+        """
+        image = self.frames[p].range_image
+        return None if image is None else image.visibility(center_m, size_m, yaw_rad)
+
     # ---- tracks
     @cached_property
     def onboard_tracks(self) -> dict[int, dict[int, int]]:

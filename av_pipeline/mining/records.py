@@ -23,6 +23,7 @@ import numpy as np
 from av_pipeline.boxes import Cuboids
 from av_pipeline.errors import ShapeError
 from av_pipeline.mining.clusters import PointClusters
+from av_pipeline.mining.range_image import RangeImage
 from av_pipeline.records import OnboardPerception
 from calibration.se3 import SE3
 
@@ -56,6 +57,9 @@ class MiningFrame:
         clusters: LiDAR clusters above the ground that neither the shadow nor the onboard
             boxes explain (:func:`av_pipeline.mining.clusters.unexplained_clusters`), or
             ``None`` when not computed.
+        range_image: the nearest above-ground LiDAR return per direction
+            (:class:`~av_pipeline.mining.range_image.RangeImage`, 62 KiB with the defaults),
+            or ``None`` when not computed.
     """
 
     log_id: str
@@ -65,6 +69,7 @@ class MiningFrame:
     shadow: Cuboids | None
     onboard: OnboardPerception | None
     clusters: PointClusters | None = None
+    range_image: RangeImage | None = None
 
     def __post_init__(self) -> None:
         for name in ("shadow",):
@@ -82,13 +87,13 @@ class MiningFrame:
     def __reduce__(self) -> tuple:
         # read-only mappings inside OnboardPerception do not pickle; Beam shuffles these records
         onboard = None if self.onboard is None else (_rebuild, (type(self.onboard), _plain_fields(self.onboard)))
-        return (_rebuild_mining_frame, (self.log_id, self.timestamp_ns, self.index, self.world_SE3_ego, self.shadow, onboard, self.clusters))
+        return (_rebuild_mining_frame, (self.log_id, self.timestamp_ns, self.index, self.world_SE3_ego, self.shadow, onboard, self.clusters, self.range_image))
 
 
-def _rebuild_mining_frame(log_id, timestamp_ns, index, pose, shadow, onboard, clusters=None) -> MiningFrame:
+def _rebuild_mining_frame(log_id, timestamp_ns, index, pose, shadow, onboard, clusters=None, range_image=None) -> MiningFrame:
     if onboard is not None:
         onboard = onboard[0](*onboard[1])
-    return MiningFrame(log_id, timestamp_ns, index, pose, shadow, onboard, clusters)
+    return MiningFrame(log_id, timestamp_ns, index, pose, shadow, onboard, clusters, range_image)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import numpy as np
 
 from av_pipeline.boxes import Cuboids
 from av_pipeline.mining.clusters import PointClusters
+from av_pipeline.mining.range_image import RangeImage
 from av_pipeline.mining.records import MiningFrame
 from av_pipeline.records import CameraBoxes, OnboardPerception
 from calibration.camera import CameraModel
@@ -19,6 +20,46 @@ from calibration.se3 import SE3
 PERIOD_NS = 100_000_000
 T0_NS = 1_700_000_000_000_000_000
 SIZES = {"car": (4.5, 1.9, 1.6), "van": (5.2, 2.0, 2.1), "truck": (9.0, 2.5, 3.2), "pedestrian": (0.7, 0.7, 1.75), "cyclist": (1.8, 0.7, 1.7)}
+
+
+#: Where the scenes' range images are seen from (a roof LiDAR, metres in ``ego``).
+LIDAR_ORIGIN = np.array([0.0, 0.0, 1.8])
+
+
+def ground_points(extent_m: float = 80.0, step_m: float = 0.5) -> np.ndarray:
+    """A flat road at z = 0 (the range image's ground estimate needs one)."""
+    g = np.arange(-extent_m, extent_m, step_m)
+    x, y = np.meshgrid(g, g)
+    return np.column_stack([x.ravel(), y.ravel(), np.zeros(x.size)])
+
+
+def box_surface_points(center, size, yaw: float = 0.0, step_m: float = 0.05) -> np.ndarray:
+    """Points on the four sides and the top of a box (what a LiDAR could hit)."""
+    length, width, height = size
+    out = []
+    for u in np.arange(-length / 2, length / 2 + 1e-9, step_m):
+        for z in np.arange(0.0, height + 1e-9, step_m):
+            out += [(u, -width / 2, z), (u, width / 2, z)]
+    for v in np.arange(-width / 2, width / 2 + 1e-9, step_m):
+        for z in np.arange(0.0, height + 1e-9, step_m):
+            out += [(-length / 2, v, z), (length / 2, v, z)]
+        for u in np.arange(-length / 2, length / 2 + 1e-9, step_m):
+            out.append((u, v, height))
+    local = np.array(out)
+    c, s = np.cos(yaw), np.sin(yaw)
+    bottom = np.asarray(center, dtype=np.float64) - [0.0, 0.0, height / 2]
+    return np.column_stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1], local[:, 2]]) + bottom
+
+
+def sweep_of_objects(walls: Callable[[int], list[tuple]] | None = None):
+    """``Scene.sweep_of``: every true object's surface, plus ``walls(k)`` boxes ``(center, size)`` in that frame."""
+
+    def sweep(k: int, rows: list[dict]) -> np.ndarray:
+        parts = [box_surface_points(r["center"], r["size"], r["yaw"], step_m=0.1) for r in rows]
+        parts += [box_surface_points(center, size, 0.0, step_m=0.1) for center, size in (walls(k) if walls else [])]
+        return np.vstack(parts)
+
+    return sweep
 
 
 @dataclass
@@ -72,6 +113,8 @@ class Scene:
     edit_path: Callable[[int, np.ndarray], np.ndarray] | None = None
     #: ``(frame index, true rows) -> [(centre (3,), extent (3,), points), ...]``: LiDAR clusters no box explains
     clusters_of: Callable[[int, list[dict]], list[tuple]] | None = None
+    #: ``(frame index, true rows) -> (N, 3) points in ego``: a sweep for the frame's range image (ground added)
+    sweep_of: Callable[[int, list[dict]], np.ndarray] | None = None
     log_id: str = "scene"
 
     def pose(self, k: int) -> SE3:
@@ -140,5 +183,8 @@ class Scene:
                     np.array([c[0] for c in found], np.float32).reshape(-1, 3), np.array([c[1] for c in found], np.float32).reshape(-1, 3),
                     np.array([c[2] for c in found], np.int32),
                 )  # fmt: skip
-            out.append(MiningFrame(self.log_id, T0_NS + k * PERIOD_NS, k, self.pose(k), shadow, onboard, clusters))
+            image = None
+            if self.sweep_of is not None:
+                image = RangeImage.from_points(np.vstack([ground_points(), self.sweep_of(k, truth)]), LIDAR_ORIGIN)
+            out.append(MiningFrame(self.log_id, T0_NS + k * PERIOD_NS, k, self.pose(k), shadow, onboard, clusters, image))
         return out

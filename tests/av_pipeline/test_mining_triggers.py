@@ -10,7 +10,7 @@ import pytest
 
 from av_pipeline.mining import Campaign, mine_log, registry
 from av_pipeline.mining.context import MiningLog
-from tests.av_pipeline.mining_fixtures import Scene, SceneObject
+from tests.av_pipeline.mining_fixtures import Scene, SceneObject, sweep_of_objects
 
 CARS = [
     SceneObject(1, "car", (20.0, 3.5), (5.0, 0.0)),
@@ -267,6 +267,57 @@ def test_size_change_and_class_flip():
     flip = in_frames(10, 11, lambda k, rows: [dict(r, label="cyclist") if r["track"] == 3 else r for r in rows])
     (event,) = fire("class_flip", Scene(CARS, edit_onboard=flip))
     assert "is a pedestrian in 28 of 30 frames but a cyclist for 2 frames" in event.reason
+
+
+def _wall_before_car_1(first: int, last: int):
+    """A wall (e.g. a passing bus) between the LiDAR and car 1 in frames ``first``-``last``."""
+    return lambda k: [(np.array([15.0, 2.0, 1.5]), (0.3, 4.0, 3.0))] if first <= k <= last else []
+
+
+def test_track_flicker_is_not_confirmed_where_the_lidars_line_of_sight_is_blocked():
+    drop = in_frames(12, 13, lambda k, rows: [r for r in rows if r["track"] != 1])
+    (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop, sweep_of=sweep_of_objects()))
+    assert event.score == pytest.approx(0.9) and event.details["lidar_visibility"] == [1.0, 1.0]
+    assert "; 100% of it in the LiDAR's line of sight" in event.reason
+    # the shadow still sees car 1, but something stands between it and the LiDAR: dropping it is expected
+    (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop, sweep_of=sweep_of_objects(_wall_before_car_1(12, 13))))
+    assert event.score == pytest.approx(registry.get("track_flicker").defaults().unconfirmed_score)
+    assert max(event.details["lidar_visibility"]) < 0.25 and "hidden in 2 of 2 frames" in event.reason
+    # the check is a parameter
+    (event,) = fire("track_flicker", Scene(CARS, edit_onboard=drop, sweep_of=sweep_of_objects(_wall_before_car_1(12, 13))), min_lidar_visibility=0.0)
+    assert event.score == pytest.approx(0.9)
+
+
+def test_missed_by_onboard_needs_a_line_of_sight_and_scores_by_it():
+    drop = in_frames(10, 14, lambda k, rows: [r for r in rows if r["track"] != 1])
+    # the shadow's box holds 20 of the 200 points the car shows elsewhere (a misfit box)
+    misfit = in_frames(10, 14, lambda k, rows: [dict(r, points=20) if r["track"] == 1 else r for r in rows])
+    (by_points,) = fire("missed_by_onboard", Scene(CARS, edit_onboard=drop, edit_shadow=misfit))
+    assert by_points.details["lidar_visibility"] is None and by_points.score < 0.5
+    (in_sight,) = fire("missed_by_onboard", Scene(CARS, edit_onboard=drop, edit_shadow=misfit, sweep_of=sweep_of_objects()))
+    assert in_sight.details["lidar_visibility"] == 1.0 and in_sight.score == pytest.approx(0.9)
+    assert ", 100% in the LiDAR's line of sight) that onboard missed for 5 frames" in in_sight.reason
+    # hidden behind a wall: onboard is right not to report it
+    assert fire("missed_by_onboard", Scene(CARS, edit_onboard=drop, sweep_of=sweep_of_objects(_wall_before_car_1(10, 14)))) == []
+
+
+def test_lidar_without_camera_looks_past_lower_objects_in_front():
+    from av_pipeline.mining.triggers.camera import camera_visibility
+    from av_pipeline.records import CameraBoxes
+
+    # from the camera (1.5 m up) a truck 30 m ahead shows its upper two thirds over a car at 9 m,
+    # though the car's 2D box covers two thirds of the truck's; a car behind the truck is hidden
+    objects = [SceneObject(1, "car", (9.0, 0.0)), SceneObject(2, "truck", (30.0, 0.0)), SceneObject(3, "car", (45.0, 0.3))]
+
+    def drop_2d(k, boxes):
+        keep = ~np.isin(boxes.track_ids, [2, 3]) if 5 <= k <= 8 else np.ones(len(boxes), bool)
+        return CameraBoxes("front", boxes.boxes_px[keep], boxes.labels[keep], boxes.scores[keep], boxes.track_ids[keep])
+
+    scene = Scene(objects, with_camera_boxes=True, edit_camera=drop_2d)
+    log = MiningLog(scene.build(), scene.rig)
+    assert camera_visibility(log, 5, "front", 1) == pytest.approx(2 / 3) and camera_visibility(log, 5, "front", 2) == 0.0
+    (event,) = fire("lidar_without_camera", scene)
+    assert "onboard truck track 2 at" in event.reason
 
 
 def test_camera_without_3d_and_lidar_without_camera():

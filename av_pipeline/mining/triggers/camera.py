@@ -15,6 +15,7 @@ from av_pipeline.fusion.cuboids import project_cuboids
 from av_pipeline.mining.context import MiningLog, frames_text
 from av_pipeline.mining.records import Event, ObjectRef
 from av_pipeline.mining.registry import param, trigger
+from av_pipeline.mining.visibility import box_samples, occluders, visibility
 from av_pipeline.taxonomy import PRODUCT_CLASSES
 
 _CLASSES = tuple(PRODUCT_CLASSES)
@@ -43,17 +44,22 @@ def _projections(log: MiningLog, p: int, camera: str):
     return cache[(p, camera)]
 
 
-def _covered(box: np.ndarray, others: np.ndarray, samples: int = 6) -> float:
-    """Share of ``box`` (4,) covered by the union of ``others`` (K, 4), on a ``samples``x``samples`` grid."""
-    if not len(others):
-        return 0.0
-    u = np.linspace(box[0], box[2], samples)
-    v = np.linspace(box[1], box[3], samples)
-    uu, vv = np.meshgrid(u, v)
-    inside = np.zeros(uu.shape, dtype=bool)
-    for o in others:
-        inside |= (uu >= o[0]) & (uu <= o[2]) & (vv >= o[1]) & (vv <= o[3])
-    return float(inside.mean())
+def camera_visibility(log: MiningLog, p: int, camera: str, k: int, exclude_radius_m: float = 1.5) -> float:
+    """Share of onboard cuboid ``k`` at position ``p`` in ``camera``'s line of sight: of its 27
+    samples that project into the image, those whose line of sight from the camera's centre
+    crosses no other onboard cuboid, no shadow cuboid and no unexplained LiDAR cluster centred
+    more than ``exclude_radius_m`` from it (:mod:`av_pipeline.mining.visibility`). NaN when no
+    sample is in the image."""
+    from calibration.camera import VISIBLE
+
+    cuboids = log.onboard(p)
+    rig_camera = log.rig.camera(camera)
+    center, size, yaw = cuboids.centers_m[k], cuboids.sizes_m[k], float(cuboids.yaws_rad[k])
+    samples = box_samples(center, size, yaw)
+    in_view = rig_camera.model.project(rig_camera.ego_SE3_camera.inverse().transform_points(samples)).status == VISIBLE
+    others = np.column_stack([cuboids.centers_m, cuboids.sizes_m, cuboids.yaws_rad])[np.arange(len(cuboids)) != k]
+    more = occluders([log.shadow(p)], log.frames[p].clusters, exclude_center_m=center, exclude_radius_m=exclude_radius_m)
+    return visibility(rig_camera.ego_SE3_camera.translation, center, size, yaw, np.concatenate([others, more]), in_view=in_view)
 
 
 def _inflate(boxes_px: np.ndarray, margin_px: float) -> np.ndarray:
@@ -172,7 +178,11 @@ class LidarOnlyParams:
     )  # fmt: skip
     max_range_m: float = param(50.0, "ignore cuboids further than this (metres)", minimum=0.0)
     max_truncation: float = param(0.3, "ignore cuboids with more of their footprint outside the image", minimum=0.0, maximum=1.0)
-    max_occlusion: float = param(0.5, "ignore cuboids whose projection is covered this much by nearer cuboids", minimum=0.0, maximum=1.0)
+    min_camera_visibility: float = param(
+        0.4, "ignore cuboids with less than this share in the camera's line of sight: of the 27 samples filling the cuboid that project into "
+        "the image, those whose line of sight from the camera's centre crosses no other onboard or shadow cuboid and no LiDAR cluster no box "
+        "explains (a camera below the roof LiDAR loses objects behind parked cars that the LiDAR still sees)", minimum=0.0, maximum=1.0,
+    )  # fmt: skip
     min_height_px: float = param(20.0, "ignore projections smaller than this (pixels)", minimum=0.0)
     min_frames: int = param(2, "the 2D box must be missing this many adjacent frames", minimum=1)
     classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
@@ -180,8 +190,9 @@ class LidarOnlyParams:
 
 @trigger("lidar_without_camera", LidarOnlyParams, needs=("onboard", "camera_boxes", "rig"), family="camera vs LiDAR")
 def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]:
-    """An onboard 3D cuboid a camera should see (in front, in the image, LiDAR-supported, not
-    hidden behind nearer cuboids) with no 2D box in that camera. Projected cuboids and 2D boxes
+    """An onboard 3D cuboid a camera should see (in front, in the image, LiDAR-supported, at
+    least ``min_camera_visibility`` of it in the camera's line of sight: :func:`camera_visibility`)
+    with no 2D box in that camera. Projected cuboids and 2D boxes
     are paired one to one (IoU of the boxes grown by ``margin_px``), so the box of an object
     beside or behind it does not count as its own.
 
@@ -197,7 +208,6 @@ def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]
         for camera in log.rig.camera_names:
             boxes = frame.onboard.camera_boxes.get(camera)
             projected = _projections(log, p, camera)
-            depth = np.where(projected.corners_depth_m > 0, projected.corners_depth_m, np.inf).min(axis=1) if len(projected) else np.zeros(0)
             has_boxes = boxes is not None and len(boxes)
             best = _assigned_iou(projected.box2d_px, boxes.boxes_px, np.ones(len(boxes), dtype=bool), params.margin_px) if has_boxes else np.zeros(len(cuboids))
             best = np.where(projected.visible, best, 0.0)
@@ -211,8 +221,7 @@ def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]
             for k in candidates:
                 if cuboids.labels[k] not in params.classes or cuboids.track_ids[k] < 0:
                     continue
-                nearer = np.flatnonzero(projected.visible & (depth < depth[k]) & (np.arange(len(cuboids)) != k))
-                if _covered(projected.box2d_px[k], projected.box2d_px[nearer]) > params.max_occlusion:
+                if not camera_visibility(log, p, camera, int(k)) >= params.min_camera_visibility:
                     continue
                 hits.setdefault((camera, int(cuboids.track_ids[k])), {})[p] = int(k)
     events = []
@@ -240,4 +249,4 @@ def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]
     return events
 
 
-__all__ = ["box_iou_2d", "camera_without_3d", "lidar_without_camera"]
+__all__ = ["box_iou_2d", "camera_visibility", "camera_without_3d", "lidar_without_camera"]

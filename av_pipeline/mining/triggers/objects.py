@@ -48,6 +48,15 @@ class MissedParams:
         0.3, "a miss of an object showing at least this share of its unoccluded points scores in full; less visible ones (hidden, so a miss is expected) score less",
         minimum=0.0, maximum=1.0,
     )  # fmt: skip
+    min_lidar_visibility: float = param(
+        0.25, "a frame counts only when at least this share of the shadow box is in the LiDAR's line of sight (the frame's range image; "
+        "MiningFrame.range_image): onboard is right to drop an object that something hides. Frames without a range image skip the check",
+        minimum=0.0, maximum=1.0,
+    )  # fmt: skip
+    full_lidar_visibility: float = param(
+        0.6, "... or at least this share of it in the LiDAR's line of sight (median over the run; range image): the points-based share "
+        "undercounts an object whose shadow box leaves out points on its faces", minimum=0.0, maximum=1.0,
+    )  # fmt: skip
     classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
 
 
@@ -70,13 +79,16 @@ def missed_by_onboard(log: MiningLog, params: MissedParams) -> list[Event]:
     Fires per shadow track over each run of at least ``min_frames`` adjacent frames where the
     shadow box has ``score >= min_score``, ``>= min_points`` LiDAR points, lies within
     ``max_range_m``, has no onboard partner and overlaps no onboard box by more than
-    ``max_onboard_iou`` (BEV IoU). Score: mean shadow score, times the run length over 3
-    frames (capped at 1), times the share of its unoccluded points the object shows at the
-    peak over ``full_visibility`` (capped at 1).
+    ``max_onboard_iou`` (BEV IoU) and, where the frame has a range image, at least
+    ``min_lidar_visibility`` of the box is in the LiDAR's line of sight. Score: mean shadow
+    score, times the run length over 3 frames (capped at 1), times how much of it is in view:
+    the share of its unoccluded points it shows at the peak over ``full_visibility``, or the
+    median share in the LiDAR's line of sight over ``full_lidar_visibility``, whichever is
+    larger (capped at 1).
     """
     events = []
     for track, rows in log.shadow_tracks.items():
-        missed = []
+        missed, in_sight = [], {}
         for p, row in rows.items():
             boxes = log.shadow(p)
             points = -1 if boxes.num_lidar_points is None else int(boxes.num_lidar_points[row])
@@ -86,7 +98,10 @@ def missed_by_onboard(log: MiningLog, params: MissedParams) -> list[Event]:
                 and rng <= params.max_range_m and not log.match(p).shadow_is_matched(row)
                 and not _overlaps_onboard(log, p, row, params.max_onboard_iou)
             ):  # fmt: skip
-                missed.append(p)
+                sight = log.lidar_visibility(p, boxes.centers_m[row], boxes.sizes_m[row], float(boxes.yaws_rad[row]))
+                if sight is None or sight >= params.min_lidar_visibility:
+                    missed.append(p)
+                    in_sight[p] = sight
         for run in log.runs(missed):
             if len(run) < params.min_frames:
                 continue
@@ -99,15 +114,20 @@ def missed_by_onboard(log: MiningLog, params: MissedParams) -> list[Event]:
                 log.unoccluded_class_level.get(obj.label, 0.0),
             )  # fmt: skip
             visible = min(1.0, float(log.level(obj.num_lidar_points, obj.range_m)) / full) if full > 0 else 1.0
+            sight = [in_sight[p] for p in run if in_sight[p] is not None]
+            sight_text = f", {100 * float(np.median(sight)):.0f}% in the LiDAR's line of sight" if sight else ""
             reason = (
                 f"missed_by_onboard: shadow sees a {obj.label} at {obj.range_m:.0f} m (score {obj.score:.2f}, "
-                f"{obj.num_lidar_points} LiDAR points, {100 * visible:.0f}% of what it shows unoccluded) that onboard missed for {frames_text(len(run))}"
+                f"{obj.num_lidar_points} LiDAR points, {100 * visible:.0f}% of what it shows unoccluded{sight_text}) that onboard missed for {frames_text(len(run))}"
             )
-            score = float(scores.mean()) * _persistence(len(run), 3) * min(1.0, visible / params.full_visibility)
+            in_view = min(1.0, visible / params.full_visibility)
+            if sight and params.full_lidar_visibility > 0:
+                in_view = max(in_view, min(1.0, float(np.median(sight)) / params.full_lidar_visibility))
+            score = float(scores.mean()) * _persistence(len(run), 3) * in_view
             events.append(log.event(
                 "missed_by_onboard", run, peak, score, obj.label, obj.range_m, [obj], reason,
                 {"frames": len(run), "mean_shadow_score": round(float(scores.mean()), 3), "mean_points": mean_points,
-                 "visible_fraction": round(visible, 3), "shadow_track": int(track)},
+                 "visible_fraction": round(visible, 3), "lidar_visibility": round(float(np.median(sight)), 3) if sight else None, "shadow_track": int(track)},
             ))  # fmt: skip
     return events
 

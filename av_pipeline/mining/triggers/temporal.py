@@ -70,6 +70,11 @@ class FlickerParams:
         0.6, "score factor of a gap confirmed only relative to the track's own points (times the confirmed share): weaker than a confirmation "
         "against the object's unoccluded points, since an object that stays partly hidden may be dropped as expected", minimum=0.0, maximum=1.0,
     )  # fmt: skip
+    min_lidar_visibility: float = param(
+        0.25, "no gap frame is confirmed where less than this share of the interpolated box is in the LiDAR's line of sight (the frame's "
+        "range image; MiningFrame.range_image): an object that something hides is expected to vanish, whatever points or shadow box "
+        "stand near it. Frames without a range image skip the check", minimum=0.0, maximum=1.0,
+    )  # fmt: skip
     unconfirmed_score: float = param(
         0.1, "score of a gap confirmed in fewer than min_confirmed_share of its frames: the object may have been hidden, which the onboard stack is "
         "right to drop; weak alone, it counts when another trigger fires about the same object", minimum=0.0, maximum=1.0,
@@ -131,10 +136,15 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
             yaw_world = float(boxes_a.yaws_rad[rows[a]]) + (fa.world_SE3_ego.yaw_rad if fa.world_SE3_ego else 0.0)
             reference = [p for p in positions if p <= a][-params.reference_frames :] + [p for p in positions if p >= b][: params.reference_frames]
             reference_points = float(np.median([log.onboard(p).num_lidar_points[rows[p]] for p in reference])) if boxes_a.num_lidar_points is not None else np.inf
-            confirmed, by_lidar, relative, gap_points = 0, 0, 0, []
+            confirmed, by_lidar, relative, gap_points, sights = 0, 0, 0, [], []
             for q in range(a + 1, b):
                 t = log.dt_s(a, q) / max(1e-9, log.dt_s(a, b))
                 expected = log.to_ego(q, wa + t * (wb - wa))[0]
+                yaw = yaw_world - (log.frames[q].world_SE3_ego.yaw_rad if log.frames[q].world_SE3_ego else 0.0)
+                sight = log.lidar_visibility(q, expected, size, yaw)
+                if sight is not None:
+                    sights.append(sight)
+                hidden = sight is not None and sight < params.min_lidar_visibility
                 unoccluded = float(log.points_at(full_lidar, float(np.hypot(*expected[:2]))))
                 shadow = log.shadow(q)
                 # shadow boxes matched to objects onboard reports in this frame are those objects, not this one
@@ -150,15 +160,20 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
                         gap >= params.relative_min_gap and d.min() <= params.confirm_m and shadow.scores[i] >= params.min_detection_score
                         and points >= max(params.min_relative_points, params.relative_ratio * reference_points)
                     )  # fmt: skip
-                yaw = yaw_world - (log.frames[q].world_SE3_ego.yaw_rad if log.frames[q].world_SE3_ego else 0.0)
                 here = log.unexplained_points_near(q, expected, size, yaw, params.footprint_margin_m)
                 if here is not None:
                     if len(free) and shadow.num_lidar_points is not None:
                         inside = free[in_footprint(shadow.centers_m[free], expected, size, yaw, params.footprint_margin_m)]
                         here += int(shadow.num_lidar_points[inside].sum())
                     gap_points.append(here)
-                    if not seen and params.min_support_ratio * unoccluded <= here <= params.max_support_ratio * unoccluded + params.min_footprint_points and here >= params.min_footprint_points:
-                        seen, by_lidar = True, by_lidar + 1
+                    points_stay = params.min_support_ratio * unoccluded <= here <= params.max_support_ratio * unoccluded + params.min_footprint_points and here >= params.min_footprint_points
+                else:
+                    points_stay = False
+                if hidden:
+                    # the line of sight is blocked: whatever stands there, dropping the object is expected
+                    continue
+                if not seen and points_stay:
+                    seen, by_lidar = True, by_lidar + 1
                 if not seen and as_before:
                     seen, relative = True, relative + 1
                 confirmed += int(seen)
@@ -181,6 +196,9 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
             else:
                 who = "shadow or its LiDAR points confirm" if gap_points else "shadow confirms"
                 score, note = params.unconfirmed_score, f"{who} it, as visible as before, in {confirmed} of {gap} (it may have been hidden)"
+            if sights:
+                hidden_frames = sum(v < params.min_lidar_visibility for v in sights)
+                note += f"; {100 * float(np.median(sights)):.0f}% of it in the LiDAR's line of sight" + (f", hidden in {hidden_frames} of {gap} frames" if hidden_frames else "")
             obj = log.object_ref(a, "onboard", rows[a])
             reason = (
                 f"track_flicker: onboard {label} track {track} at {obj.range_m:.0f} m vanished for {frames_text(gap)} "
@@ -189,7 +207,8 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
             events.append(log.event(
                 "track_flicker", list(range(a, b + 1)), a + 1, score, label, obj.range_m, [obj, log.object_ref(b, "onboard", rows[b])], reason,
                 {"gap_frames": gap, "shadow_confirmed_frames": confirmed - by_lidar - relative, "lidar_confirmed_frames": by_lidar,
-                 "relative_confirmed_frames": relative, "gap_points": gap_points, "reference_points": reference_points if np.isfinite(reference_points) else None, "onboard_track": int(track)},
+                 "relative_confirmed_frames": relative, "gap_points": gap_points, "reference_points": reference_points if np.isfinite(reference_points) else None,
+                 "lidar_visibility": [round(float(v), 3) for v in sights], "onboard_track": int(track)},
             ))  # fmt: skip
     return events
 

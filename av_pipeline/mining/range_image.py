@@ -1,0 +1,177 @@
+"""What the LiDAR's lines of sight hit first: a coarse range image of the above-ground returns,
+kept per frame so that the per-log triggers can ask "could the LiDAR see this box?" without
+the sweep.
+
+The question matters for onboard tracks that vanish: a stack is right to drop an object
+that something hides, and wrong to drop one in plain view. Boxes alone cannot tell (a wall,
+a hedge, a pole or an unreported object hides as well as a car; see
+:mod:`av_pipeline.mining.visibility`); the sweep can: along a line of sight to a hidden
+point, the first return lies in front of it.
+
+**Image.** Directions from the LiDAR's origin (``ego`` axes, no de-skewing) in bins of
+``azimuth_step_deg`` by ``elevation_step_deg`` between ``elevation_min_deg`` and
+``elevation_max_deg``; each bin keeps the range of its nearest return, quantised down to
+``range_quantum_m`` (stored as ``uint8``: 0 = no return, 255 = at or beyond 255 quanta).
+Ground returns (within ``min_height_m`` of the local ground,
+:func:`~av_pipeline.mining.clusters.height_above_ground`) are left out: the ground is below
+every line of sight to an object, and keeping it would hide the object's lower part behind
+the road just in front of it. With the defaults a frame's image is 900 x 70 bytes (62 KiB).
+
+**Visibility of a box.** Like the ground truth's: 27 samples fill the box (a 3x3x3 grid at
+-1/3, 0, +1/3 of its extents). A sample is **hidden** when its direction's bin (or, for an
+empty bin, the nearest non-empty one within one bin up or down: beams fall between bins)
+holds a return nearer than the sample that is not the object's own, i.e. lies outside the
+box grown by ``own_margin_m``. Otherwise it is **seen**: the line of sight ends on the object,
+passes it, or meets nothing. Visibility is the seen share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from av_pipeline.errors import ShapeError
+from av_pipeline.mining.clusters import height_above_ground
+from av_pipeline.mining.visibility import box_samples
+
+
+@dataclass(frozen=True)
+class RangeImage:
+    """Nearest above-ground return per direction from one LiDAR origin.
+
+    Attributes:
+        origin_m: ``(3,)`` the LiDAR's origin in ``ego`` (metres).
+        ranges: ``(E, A)`` uint8, nearest return per bin in quanta of ``range_quantum_m``
+            (0 = none; 255 = at least ``255 * range_quantum_m``); row 0 is ``elevation_min_deg``,
+            column 0 is azimuth -180 degrees (``ego``: 0 = forward, +90 = left).
+        azimuth_step_deg, elevation_min_deg, elevation_step_deg: the bins.
+        range_quantum_m: metres per step of ``ranges``.
+    """
+
+    origin_m: np.ndarray
+    ranges: np.ndarray
+    azimuth_step_deg: float = 0.4
+    elevation_min_deg: float = -25.0
+    elevation_step_deg: float = 0.5
+    range_quantum_m: float = 0.25
+
+    def __post_init__(self) -> None:
+        if np.asarray(self.origin_m).shape != (3,) or np.asarray(self.ranges).ndim != 2 or np.asarray(self.ranges).dtype != np.uint8:
+            raise ShapeError(f"RangeImage: origin_m {np.asarray(self.origin_m).shape} must be (3,) and ranges {np.asarray(self.ranges).shape} a 2-D uint8 array")
+
+    @classmethod
+    def from_points(
+        cls,
+        points_ego: np.ndarray,
+        origin_m: np.ndarray,
+        *,
+        azimuth_step_deg: float = 0.4,
+        elevation_min_deg: float = -25.0,
+        elevation_max_deg: float = 10.0,
+        elevation_step_deg: float = 0.5,
+        range_quantum_m: float = 0.25,
+        min_height_m: float = 0.3,
+        ground_cell_m: float = 1.0,
+        ground_window_m: float = 5.0,
+    ) -> RangeImage:
+        """The image of one frame's points.
+
+        Args:
+            points_ego: ``(N, 3+)`` the frame's points in ``ego`` (extra columns ignored; NaN rows skipped).
+            origin_m: ``(3,)`` the LiDAR's origin in ``ego`` (the rig's ``ego_SE3_lidar`` translation).
+            azimuth_step_deg, elevation_min_deg, elevation_max_deg, elevation_step_deg: bins (degrees).
+            range_quantum_m: range resolution (metres).
+            min_height_m: points this close to the local ground are ground, not occluders.
+            ground_cell_m, ground_window_m: the ground estimate's cell and window (metres).
+
+        Raises:
+            ShapeError: points not ``(N, 3+)`` or origin not ``(3,)``.
+        """
+        points = np.asarray(points_ego)
+        origin = np.asarray(origin_m, dtype=np.float64).reshape(-1)
+        if points.ndim != 2 or points.shape[1] < 3 or origin.shape != (3,):
+            raise ShapeError(f"RangeImage.from_points: points_ego {points.shape} must be (N, 3+) and origin_m {origin.shape} (3,)")
+        rows = int(round((elevation_max_deg - elevation_min_deg) / elevation_step_deg))
+        cols = int(round(360.0 / azimuth_step_deg))
+        image = np.zeros((rows, cols), dtype=np.uint8)
+        xyz = points[:, :3].astype(np.float64)
+        xyz = xyz[np.isfinite(xyz).all(axis=1)]
+        if len(xyz):
+            xyz = xyz[height_above_ground(xyz, ground_cell_m, ground_window_m) >= min_height_m]
+        if len(xyz):
+            row, col, rng = _bins(xyz - origin, azimuth_step_deg, elevation_min_deg, elevation_step_deg, rows, cols)
+            ok = row >= 0
+            quanta = np.clip(np.floor(rng[ok] / range_quantum_m), 1, 255).astype(np.uint8)
+            nearest = np.full((rows, cols), 255, dtype=np.uint8)
+            np.minimum.at(nearest, (row[ok], col[ok]), quanta)
+            hit = np.zeros((rows, cols), dtype=bool)
+            hit[row[ok], col[ok]] = True
+            image[hit] = nearest[hit]
+        return cls(origin, image, azimuth_step_deg, elevation_min_deg, elevation_step_deg, range_quantum_m)
+
+    def samples_seen(self, center_m: np.ndarray, size_m: np.ndarray, yaw_rad: float, own_margin_m: float = 0.5) -> np.ndarray:
+        """``(27,)`` bool: which of the box's samples the LiDAR's lines of sight reach (module doc).
+
+        Args:
+            center_m: ``(3,)`` box centre in ``ego`` (metres).
+            size_m: ``(3,)`` length, width, height (metres).
+            yaw_rad: heading in ``ego``.
+            own_margin_m: returns within the box grown by this much are the object's own.
+        """
+        samples = box_samples(center_m, size_m, yaw_rad)
+        rows, cols = self.ranges.shape
+        row, col, rng = _bins(samples - self.origin_m, self.azimuth_step_deg, self.elevation_min_deg, self.elevation_step_deg, rows, cols)
+        seen = np.ones(len(samples), dtype=bool)
+        for k in np.flatnonzero(row >= 0):
+            quanta = 0
+            for r in (row[k], row[k] - 1, row[k] + 1):  # the bin, else the nearest non-empty one up or down
+                if 0 <= r < rows and self.ranges[r, col[k]]:
+                    quanta = int(self.ranges[r, col[k]])
+                    break
+            if not quanta:
+                continue
+            first = quanta * self.range_quantum_m
+            if first >= rng[k]:
+                continue
+            hit = self.origin_m + (samples[k] - self.origin_m) * (first / rng[k])
+            seen[k] = _inside(hit, center_m, np.asarray(size_m, dtype=np.float64) + 2 * own_margin_m, yaw_rad)
+        return seen
+
+    def visibility(self, center_m: np.ndarray, size_m: np.ndarray, yaw_rad: float, own_margin_m: float = 0.5) -> float:
+        """Share of the box's 27 samples the LiDAR sees (see :meth:`samples_seen`), in ``[0, 1]``."""
+        return float(self.samples_seen(center_m, size_m, yaw_rad, own_margin_m).mean())
+
+    def returns_m(self) -> np.ndarray:
+        """``(M, 3)`` one point per non-empty bin: its centre direction at its range (mid-quantum), in ``ego``.
+        Saturated bins (at or beyond 255 quanta) are left out."""
+        row, col = np.nonzero((self.ranges > 0) & (self.ranges < 255))
+        rng = (self.ranges[row, col].astype(np.float64) + 0.5) * self.range_quantum_m
+        az = np.radians((col + 0.5) * self.azimuth_step_deg - 180.0)
+        el = np.radians(self.elevation_min_deg + (row + 0.5) * self.elevation_step_deg)
+        d = np.column_stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
+        return self.origin_m + d * rng[:, None]
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the image."""
+        return int(self.ranges.nbytes)
+
+
+def _bins(d: np.ndarray, az_step: float, el_min: float, el_step: float, rows: int, cols: int):
+    rng = np.linalg.norm(d, axis=1)
+    az = np.degrees(np.arctan2(d[:, 1], d[:, 0]))
+    el = np.degrees(np.arctan2(d[:, 2], np.hypot(d[:, 0], d[:, 1])))
+    col = np.floor((az + 180.0) / az_step).astype(np.int64) % cols
+    row = np.floor((el - el_min) / el_step).astype(np.int64)
+    row = np.where((row >= 0) & (row < rows) & (rng > 0), row, -1)
+    return row, col, rng
+
+
+def _inside(point: np.ndarray, center: np.ndarray, size: np.ndarray, yaw: float) -> bool:
+    d = point - np.asarray(center, dtype=np.float64)[:3]
+    c, s = np.cos(yaw), np.sin(yaw)
+    return bool(abs(c * d[0] + s * d[1]) <= size[0] / 2 and abs(-s * d[0] + c * d[1]) <= size[1] / 2 and abs(d[2]) <= size[2] / 2)
+
+
+__all__ = ["RangeImage"]
