@@ -184,22 +184,26 @@ class LidarOnlyParams:
         "explains (a camera below the roof LiDAR loses objects behind parked cars that the LiDAR still sees)", minimum=0.0, maximum=1.0,
     )  # fmt: skip
     min_height_px: float = param(20.0, "ignore projections smaller than this (pixels)", minimum=0.0)
-    min_frames: int = param(2, "the 2D box must be missing this many adjacent frames", minimum=1)
+    min_frames: int = param(
+        2, "the 2D box must be missing in a run of adjacent frames with the cuboid at least min_camera_visibility in the camera's line of sight "
+        "in this many of them", minimum=1,
+    )  # fmt: skip
     classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
 
 
 @trigger("lidar_without_camera", LidarOnlyParams, needs=("onboard", "camera_boxes", "rig"), family="camera vs LiDAR")
 def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]:
-    """An onboard 3D cuboid a camera should see (in front, in the image, LiDAR-supported, at
-    least ``min_camera_visibility`` of it in the camera's line of sight: :func:`camera_visibility`)
-    with no 2D box in that camera. Projected cuboids and 2D boxes
-    are paired one to one (IoU of the boxes grown by ``margin_px``), so the box of an object
-    beside or behind it does not count as its own.
+    """An onboard 3D cuboid a camera should see (in front, in the image, LiDAR-supported) with
+    no 2D box in that camera for a run of adjacent frames, in at least ``min_frames`` of which
+    at least ``min_camera_visibility`` of it is in the camera's line of sight
+    (:func:`camera_visibility`). Projected cuboids and 2D boxes are paired one to one (IoU of
+    the boxes grown by ``margin_px``), so the box of an object beside or behind it does not
+    count as its own.
 
-    Score: ``min(1, share / 0.5)`` for the share of the typical points it shows, times the
-    span of the run over 4 frames.
+    Score: ``min(1, share / 0.5)`` for the share of the typical points it shows (median over
+    the frames in sight), times the span of the run over 4 frames.
     """
-    hits: dict[tuple[str, int], dict[int, int]] = {}
+    hits: dict[tuple[str, int], dict[int, tuple[int, bool]]] = {}
     for p, frame in enumerate(log.frames):
         if frame.onboard is None or not len(frame.onboard.cuboids) or frame.onboard.cuboids.num_lidar_points is None:
             continue
@@ -221,14 +225,17 @@ def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]
             for k in candidates:
                 if cuboids.labels[k] not in params.classes or cuboids.track_ids[k] < 0:
                     continue
-                if not camera_visibility(log, p, camera, int(k)) >= params.min_camera_visibility:
-                    continue
-                hits.setdefault((camera, int(cuboids.track_ids[k])), {})[p] = int(k)
+                sight = camera_visibility(log, p, camera, int(k))
+                hits.setdefault((camera, int(cuboids.track_ids[k])), {})[p] = (int(k), bool(sight >= params.min_camera_visibility))
     events = []
-    for (camera, track), by_position in hits.items():
-        for run in log.runs(by_position):
+    for (camera, track), missing in hits.items():
+        for gap in log.runs(missing):
+            # a camera below the roof LiDAR sees an object behind a parked car in some frames and
+            # not in others: the run is the frames without a 2D box, the evidence those in sight
+            run = [p for p in gap if missing[p][1]]
             if len(run) < params.min_frames:
                 continue
+            by_position = {p: missing[p][0] for p in gap}
             points = np.array([log.onboard(p).num_lidar_points[by_position[p]] for p in run])
             shares = np.array([
                 _visible_share(log, log.onboard(p), np.hypot(*log.onboard(p).centers_m[:, :2].T))[by_position[p]] for p in run
@@ -238,13 +245,15 @@ def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]
             reason = (
                 f"lidar_without_camera: onboard {obj.label} track {track} at {obj.range_m:.0f} m ({int(points.max())} LiDAR points, "
                 f"{100 * min(1.0, float(shares.max())):.0f}% of what such an object shows there) "
-                f"is in view of camera {camera} but has no 2D box for {frames_text(len(run))}"
+                f"is in view of camera {camera} but has no 2D box for {frames_text(len(gap))}"
+                + (f" (in its line of sight in {len(run)} of them)" if len(run) < len(gap) else "")
             )
-            span = log.frames[run[-1]].index - log.frames[run[0]].index + 1
+            span = log.frames[gap[-1]].index - log.frames[gap[0]].index + 1
             events.append(log.event(
-                "lidar_without_camera", run, peak, min(1.0, float(np.median(shares)) / 0.5) * min(1.0, span / 4),
+                "lidar_without_camera", gap, peak, min(1.0, float(np.median(shares)) / 0.5) * min(1.0, span / 4),
                 obj.label, obj.range_m, [obj], reason,
-                {"camera": camera, "frames": len(run), "max_points": int(points.max()), "visible_share": round(float(np.median(shares)), 3), "onboard_track": track},
+                {"camera": camera, "frames": len(gap), "frames_in_sight": len(run), "max_points": int(points.max()),
+                 "visible_share": round(float(np.median(shares)), 3), "onboard_track": track},
             ))  # fmt: skip
     return events
 

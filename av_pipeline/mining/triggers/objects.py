@@ -54,8 +54,8 @@ class MissedParams:
         minimum=0.0, maximum=1.0,
     )  # fmt: skip
     full_lidar_visibility: float = param(
-        0.6, "... or at least this share of it in the LiDAR's line of sight (median over the run; range image): the points-based share "
-        "undercounts an object whose shadow box leaves out points on its faces", minimum=0.0, maximum=1.0,
+        1.0, "... or at least this share of it in the LiDAR's line of sight (median over the run; range image): the points-based share "
+        "undercounts an object whose shadow box leaves out points on its faces. 0 turns this off", minimum=0.0, maximum=1.0,
     )  # fmt: skip
     classes: tuple[str, ...] = param(_CLASSES, "classes to consider", choices=_CLASSES)
 

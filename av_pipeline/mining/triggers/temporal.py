@@ -65,6 +65,10 @@ class FlickerParams:
         3, "... in gaps of at least this many frames: a shorter drop of an object that shows as few points as a partly hidden one is mostly "
         "the onboard stack's visibility cut-off at work", minimum=1,
     )  # fmt: skip
+    relative_min_visibility: float = param(
+        0.5, "... or in any gap where at least this share of the interpolated box is in the LiDAR's line of sight (range image; above 1: never)",
+        minimum=0.0,
+    )  # fmt: skip
     reference_frames: int = param(3, "frames before and after the gap whose onboard point counts give the reference", minimum=1)
     relative_score: float = param(
         0.6, "score factor of a gap confirmed only relative to the track's own points (times the confirmed share): weaker than a confirmation "
@@ -156,8 +160,9 @@ def track_flicker(log: MiningLog, params: FlickerParams) -> list[Event]:
                     points = -1 if shadow.num_lidar_points is None else int(shadow.num_lidar_points[i])
                     needed = max(params.min_points, params.min_support_ratio * float(log.points_at(full, float(np.hypot(*shadow.centers_m[i, :2])))))
                     seen = bool(d.min() <= params.confirm_m and points >= needed)
+                    long_or_in_sight = gap >= params.relative_min_gap or (sight is not None and sight >= params.relative_min_visibility)
                     as_before = bool(
-                        gap >= params.relative_min_gap and d.min() <= params.confirm_m and shadow.scores[i] >= params.min_detection_score
+                        long_or_in_sight and d.min() <= params.confirm_m and shadow.scores[i] >= params.min_detection_score
                         and points >= max(params.min_relative_points, params.relative_ratio * reference_points)
                     )  # fmt: skip
                 here = log.unexplained_points_near(q, expected, size, yaw, params.footprint_margin_m)
