@@ -170,6 +170,9 @@ def test_track_flicker_confirmed_relative_to_the_tracks_own_points():
     assert event.score == pytest.approx(defaults.unconfirmed_score) and event.details["relative_confirmed_frames"] == 0
     (event,) = fire("track_flicker", Scene(sparse, edit_onboard=drop2), relative_min_gap=2)
     assert event.details["relative_confirmed_frames"] == 2
+    # ... unless the LiDAR's line of sight to it was free: then it was in view, however sparse
+    (event,) = fire("track_flicker", Scene(sparse, edit_onboard=drop2, sweep_of=sweep_of_objects()))
+    assert event.details["relative_confirmed_frames"] == 2 and min(event.details["lidar_visibility"]) >= defaults.relative_min_visibility
     # fewer points than the track had (hidden) or a weak shadow box (gap-filled) do not confirm
     fewer = in_frames(12, 14, lambda k, rows: [dict(r, points=3) if r["track"] == 3 else r for r in rows])
     (event,) = fire("track_flicker", Scene(sparse, edit_onboard=drop3, edit_shadow=fewer))
@@ -318,6 +321,26 @@ def test_lidar_without_camera_looks_past_lower_objects_in_front():
     assert camera_visibility(log, 5, "front", 1) == pytest.approx(2 / 3) and camera_visibility(log, 5, "front", 2) == 0.0
     (event,) = fire("lidar_without_camera", scene)
     assert "onboard truck track 2 at" in event.reason
+
+
+def test_lidar_without_camera_counts_the_frames_in_sight_within_a_run_without_2d_box():
+    from av_pipeline.records import CameraBoxes
+
+    # a truck crossing at 20 m hides truck 2 from the camera in frames 5-9
+    objects = [SceneObject(1, "car", (9.0, 0.0)), SceneObject(2, "truck", (30.0, 0.0)), SceneObject(4, "truck", (20.0, -14.0), (0.0, 20.0))]
+
+    def drop_2d(first, last):
+        def edit(k, boxes):
+            keep = boxes.track_ids != 2 if first <= k <= last else np.ones(len(boxes), bool)
+            return CameraBoxes("front", boxes.boxes_px[keep], boxes.labels[keep], boxes.scores[keep], boxes.track_ids[keep])
+
+        return edit
+
+    (event,) = fire("lidar_without_camera", Scene(objects, with_camera_boxes=True, edit_camera=drop_2d(3, 10)))
+    assert (event.first_frame, event.last_frame) == (3, 10) and event.details["frames_in_sight"] == 3
+    assert "has no 2D box for 8 frames (in its line of sight in 3 of them)" in event.reason
+    # no 2D box only while it is hidden: expected
+    assert fire("lidar_without_camera", Scene(objects, with_camera_boxes=True, edit_camera=drop_2d(5, 9))) == []
 
 
 def test_camera_without_3d_and_lidar_without_camera():
