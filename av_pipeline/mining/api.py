@@ -74,7 +74,7 @@ def mining_frame(
         ground_clearance_m: see :func:`count_supported_points`.
         clusters: thresholds of :func:`~av_pipeline.mining.clusters.unexplained_clusters` (defaults when ``None``).
         range_image: keep a :class:`~av_pipeline.mining.range_image.RangeImage` from the origin
-            of the frame's first LiDAR in the rig (all sweeps' points; 62 KiB per frame).
+            of the frame's first LiDAR in the rig (all sweeps' points; about 7 KiB per frame compressed).
     """
     points = frame_points_ego(frame) if points_ego is None else points_ego
     if shadow is not None:

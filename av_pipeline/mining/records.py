@@ -58,7 +58,7 @@ class MiningFrame:
             boxes explain (:func:`av_pipeline.mining.clusters.unexplained_clusters`), or
             ``None`` when not computed.
         range_image: the nearest above-ground LiDAR return per direction
-            (:class:`~av_pipeline.mining.range_image.RangeImage`, 62 KiB with the defaults),
+            (:class:`~av_pipeline.mining.range_image.RangeImage`, about 7 KiB compressed),
             or ``None`` when not computed.
     """
 

@@ -82,7 +82,8 @@ def test_empty_bins_borrow_from_the_next_beam_up_or_down():
 def test_pickles_and_refuses_wrong_shapes():
     image = RangeImage.from_points(_ground(), ORIGIN)
     again = pickle.loads(pickle.dumps(image))
-    assert np.array_equal(again.ranges, image.ranges) and image.nbytes == 63_000
+    assert np.array_equal(again.ranges, image.ranges) and image.ranges.shape == (70, 900)
+    assert image.nbytes < 2_000  # compressed: mostly empty bins
     # a mining frame keeps it through pickling (Beam shuffles these records)
     frame = pickle.loads(pickle.dumps(MiningFrame("log", 10, 0, None, None, None, None, image)))
     assert np.array_equal(frame.range_image.ranges, image.ranges)
