@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         results[name] = _score_json(run)
         print(f"\n## shadow = {name} (simulate {run.seconds['simulate']:.0f} s, shadow {run.seconds['shadow']:.0f} s, mine {run.seconds['mine']:.0f} s)\n")
         print(run.score.table())
+        misses = run.missed()
+        results[name]["missed"] = [{"log_id": log, "kind": a.kind, "track_id": a.track_id, "frames": [a.first_frame, a.last_frame], "reason": a.reason} for log, a in misses]
+        for log, a in misses:
+            print(f"  missed: {log} {a.kind} frames {a.first_frame}-{a.last_frame}: {a.reason}")
         print()
     if len(results) > 1:
         names = list(results)

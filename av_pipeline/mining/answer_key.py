@@ -57,7 +57,8 @@ class MiningScore:
         true_cases: cases that find at least one anomaly.
         key_frames: key frames of the cases (the labelling budget used).
         frames: frames mined.
-        case_anomalies: case id -> ids (``kind:track:first_frame``) of the anomalies it finds.
+        case_anomalies: case id -> ids (``log_id/kind:track:first_frame``) of the anomalies it finds.
+        missed: ids of the planted anomalies no case finds, in log and answer-key order.
     """
 
     kinds: tuple[KindScore, ...]
@@ -66,6 +67,7 @@ class MiningScore:
     key_frames: int
     frames: int
     case_anomalies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    missed: tuple[str, ...] = ()
 
     @property
     def precision(self) -> float:
@@ -166,6 +168,7 @@ def score_cases(
     return MiningScore(
         kinds=tuple(kinds), cases=len(cases), true_cases=sum(1 for v in case_anomalies.values() if v),
         key_frames=sum(len(c.key_frames) for c in cases), frames=frames, case_anomalies=case_anomalies,
+        missed=tuple(f"{log}/{anomaly_id(a)}" for log, items in anomalies.items() for a in items if f"{log}/{anomaly_id(a)}" not in found),
     )  # fmt: skip
 
 

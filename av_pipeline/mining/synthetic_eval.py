@@ -44,12 +44,21 @@ class SyntheticMiningRun:
         cases: selected cases.
         score: against the answer keys.
         seconds: wall time per part (``simulate``, ``shadow``, ``mine``).
+        anomalies: log id -> the planted anomalies (the answer keys).
     """
 
     results: list[LogMining]
     cases: list[Case]
     score: MiningScore
     seconds: dict[str, float] = field(default_factory=dict)
+    anomalies: dict[str, list] = field(default_factory=dict)
+
+    def missed(self) -> list[tuple[str, object]]:
+        """``(log id, Anomaly)`` of every planted anomaly no case finds."""
+        from av_pipeline.mining.answer_key import anomaly_id
+
+        wanted = set(self.score.missed)
+        return [(log, a) for log, items in self.anomalies.items() for a in items if f"{log}/{anomaly_id(a)}" in wanted]
 
 
 def simulate(seed: int, frames: int, rates: dict[str, float] | None = None):
@@ -142,7 +151,9 @@ def mine_synthetic(
     runs = {}
     for name in shadows:
         cases = select(results[name], campaign)
-        runs[name] = SyntheticMiningRun(results[name], cases, score_cases(cases, anomalies, truth, sum(r.frames for r in results[name])), seconds[name])
+        runs[name] = SyntheticMiningRun(
+            results[name], cases, score_cases(cases, anomalies, truth, sum(r.frames for r in results[name])), seconds[name], dict(anomalies)
+        )  # fmt: skip
     return runs
 
 

@@ -63,6 +63,7 @@ def test_score_counts_recall_per_kind_and_precision():
     assert (kinds["size_error"].found, kinds["heading_error"].found) == (1, 0)
     assert score.precision == pytest.approx(0.5) and score.recall == pytest.approx(0.5)
     assert "| size_error | 1 | 1 | 1.00 |" in score.table() and np.isnan(kinds["ghost_object"].recall)
+    assert score.missed == ("log/heading_error:9:12",)
 
 
 @pytest.mark.slow
@@ -76,5 +77,7 @@ def test_oracle_shadow_on_a_short_drive_finds_the_planted_anomalies():
     # measured: recall 0.67 (8 of 12), precision 0.58 (7 of 12 cases); the benchmark on five
     # unseen 200-frame drives is in docs/mining.md
     assert run.score.recall >= 0.6 and run.score.precision >= 0.5, run.score.table()
+    planted = sum(len(v) for v in run.anomalies.values())
+    assert len(run.missed()) == planted - sum(k.found for k in run.score.kinds)
     for case in run.cases:
         assert all(reason.split(":")[0] in case.triggers for reason in case.reasons)
