@@ -28,6 +28,10 @@ from calibration.rig import SensorRig
 #: pixel layouts as in ROS ``sensor_msgs/Image`` / foxglove ``RawImage``.
 IMAGE_ENCODINGS = ("png", "jpeg", "rgb8", "bgr8", "mono8", "rgba8", "bgra8")
 _RAW_CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}
+#: Compressed camera images whose header claims more pixels than this are refused before decoding
+#: (twice Pillow's default ``MAX_IMAGE_PIXELS``, where Pillow itself refuses; kept here because
+#: other libraries, e.g. nuscenes-devkit, lift Pillow's process-wide limit).
+MAX_DECODE_PIXELS = 2 * 89_478_485
 
 
 def _frozen_array(array: np.ndarray) -> np.ndarray:
@@ -171,6 +175,9 @@ class CameraImage:
 
         try:
             with Image.open(io.BytesIO(self.data)) as img:
+                width, height = img.size
+                if width * height > MAX_DECODE_PIXELS:  # our own limit: other libraries (nuscenes-devkit) lift Pillow's global one
+                    raise Image.DecompressionBombError(f"the header claims {width}x{height} pixels, more than {MAX_DECODE_PIXELS}")
                 img.load()
                 mode = "L" if img.mode in ("L", "I;16", "I") else "RGB"
                 pixels = np.asarray(img.convert(mode))

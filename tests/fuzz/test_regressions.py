@@ -192,6 +192,19 @@ def test_png_decompression_bomb_is_a_product_error(tmp_path: Path) -> None:
     assert info.value.path.endswith("000001.png")
 
 
+def test_png_bomb_is_refused_when_another_library_lifted_pillows_limit(monkeypatch) -> None:
+    # importing nuscenes-devkit's map code sets Image.MAX_IMAGE_PIXELS = 400000 * 400000 for the
+    # whole process (seen as a flaky failure when such a test ran first in the same worker)
+    from PIL import Image
+
+    from av_pipeline.records import CameraImage
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400000 * 400000)
+    image = CameraImage("front", 0, "png", _png_claiming(30000, 30000), 30000, 30000, source="bomb.png")
+    with pytest.raises(LogFormatError, match="too large to decode: the header claims 30000x30000 pixels"):
+        image.decode()
+
+
 def test_kitti_raw_timestamp_in_2300_names_the_line(tmp_path: Path) -> None:
     from av_pipeline.writers.kitti_raw import write_kitti_raw
 
