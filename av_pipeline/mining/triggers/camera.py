@@ -44,12 +44,12 @@ def _projections(log: MiningLog, p: int, camera: str):
     return cache[(p, camera)]
 
 
-def camera_visibility(log: MiningLog, p: int, camera: str, k: int, exclude_radius_m: float = 1.5) -> float:
+def camera_visibility(log: MiningLog, p: int, camera: str, k: int, exclude_radius_m: float = 1.5, shrink_m: float = 0.2) -> float:
     """Share of onboard cuboid ``k`` at position ``p`` in ``camera``'s line of sight: of its 27
     samples that project into the image, those whose line of sight from the camera's centre
     crosses no other onboard cuboid, no shadow cuboid and no unexplained LiDAR cluster centred
-    more than ``exclude_radius_m`` from it (:mod:`av_pipeline.mining.visibility`). NaN when no
-    sample is in the image."""
+    more than ``exclude_radius_m`` from it, each occluder shrunk by ``shrink_m`` on every side
+    (:mod:`av_pipeline.mining.visibility`). NaN when no sample is in the image."""
     from calibration.camera import VISIBLE
 
     cuboids = log.onboard(p)
@@ -59,7 +59,7 @@ def camera_visibility(log: MiningLog, p: int, camera: str, k: int, exclude_radiu
     in_view = rig_camera.model.project(rig_camera.ego_SE3_camera.inverse().transform_points(samples)).status == VISIBLE
     others = np.column_stack([cuboids.centers_m, cuboids.sizes_m, cuboids.yaws_rad])[np.arange(len(cuboids)) != k]
     more = occluders([log.shadow(p)], log.frames[p].clusters, exclude_center_m=center, exclude_radius_m=exclude_radius_m)
-    return visibility(rig_camera.ego_SE3_camera.translation, center, size, yaw, np.concatenate([others, more]), in_view=in_view)
+    return visibility(rig_camera.ego_SE3_camera.translation, center, size, yaw, np.concatenate([others, more]), shrink_m=shrink_m, in_view=in_view)
 
 
 def _inflate(boxes_px: np.ndarray, margin_px: float) -> np.ndarray:
@@ -184,6 +184,11 @@ class LidarOnlyParams:
         "explains (a camera below the roof LiDAR loses objects behind parked cars that the LiDAR still sees)", minimum=0.0, maximum=1.0,
     )  # fmt: skip
     min_height_px: float = param(20.0, "ignore projections smaller than this (pixels)", minimum=0.0)
+    occluder_shrink_m: float = param(
+        0.2, "metres taken off every side of each occluding box for the camera's line of sight (vehicles are not boxes: their roofs are "
+        "narrower, bonnets lower). Against the simulator's camera visibility with true boxes as occluders, mean absolute error 0.088 at "
+        "0.2, 0.104 at 0.1, 0.105 at 0.3", minimum=0.0,
+    )  # fmt: skip
     min_frames: int = param(
         2, "the 2D box must be missing in a run of adjacent frames with the cuboid at least min_camera_visibility in the camera's line of sight "
         "in this many of them", minimum=1,
@@ -225,7 +230,7 @@ def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]
             for k in candidates:
                 if cuboids.labels[k] not in params.classes or cuboids.track_ids[k] < 0:
                     continue
-                sight = camera_visibility(log, p, camera, int(k))
+                sight = camera_visibility(log, p, camera, int(k), shrink_m=params.occluder_shrink_m)
                 hits.setdefault((camera, int(cuboids.track_ids[k])), {})[p] = (int(k), bool(sight >= params.min_camera_visibility))
     events = []
     for (camera, track), missing in hits.items():
