@@ -11,7 +11,7 @@ Synthetic drives (``--seeds``, ``--frames`` each; LiDAR simulated, no camera ren
 Then one drive with every anomaly rate at 0 gives the baseline noise: events and cases per
 100 frames from the onboard perception's ordinary errors (none of which is an anomaly).
 
-Run: ``python benchmarks/mining.py [--seeds 9971,...,9980] [--frames 200]
+Run: ``python benchmarks/mining.py [--seeds 9991,...,10000] [--frames 200]
 [--shadow detector,oracle] [--json out.json]``. Mining seeds must differ from the detector's
 training seeds (100000+), its ground-truth database (900000+) and its evaluation seeds (1-5).
 """
@@ -54,11 +54,11 @@ def _events(run) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--seeds", default=",".join(str(s) for s in range(9971, 9981)), help="comma-separated drive seeds")
+    parser.add_argument("--seeds", default=",".join(str(s) for s in range(9991, 10001)), help="comma-separated drive seeds")
     parser.add_argument("--frames", type=int, default=200, help="frames per drive (default 200)")
     parser.add_argument("--shadow", default="detector,oracle", help="shadow models to run: detector, oracle (comma-separated)")
     parser.add_argument("--campaign", default="default", help="campaign file or shipped name")
-    parser.add_argument("--noise-seed", type=int, default=9981, help="seed of the anomaly-free drive (baseline noise); -1 to skip")
+    parser.add_argument("--noise-seed", type=int, default=10001, help="seed of the anomaly-free drive (baseline noise); -1 to skip")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     args = parser.parse_args(argv)
