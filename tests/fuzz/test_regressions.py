@@ -192,7 +192,7 @@ def test_png_decompression_bomb_is_a_product_error(tmp_path: Path) -> None:
     assert info.value.path.endswith("000001.png")
 
 
-def test_png_bomb_is_refused_when_another_library_lifted_pillows_limit(monkeypatch) -> None:
+def test_png_bomb_is_refused_when_another_library_lifted_pillows_limit(monkeypatch, tmp_path: Path) -> None:
     # importing nuscenes-devkit's map code sets Image.MAX_IMAGE_PIXELS = 400000 * 400000 for the
     # whole process (seen as a flaky failure when such a test ran first in the same worker)
     from PIL import Image
@@ -203,6 +203,10 @@ def test_png_bomb_is_refused_when_another_library_lifted_pillows_limit(monkeypat
     image = CameraImage("front", 0, "png", _png_claiming(30000, 30000), 30000, 30000, source="bomb.png")
     with pytest.raises(LogFormatError, match="too large to decode: the header claims 30000x30000 pixels"):
         image.decode()
+    split = _kitti_split(tmp_path)
+    (split / "image_2" / "000001.png").write_bytes(_png_claiming(30000, 30000))
+    with pytest.raises(LogFormatError, match="too large"):
+        _load_all(split)
 
 
 def test_kitti_raw_timestamp_in_2300_names_the_line(tmp_path: Path) -> None:
