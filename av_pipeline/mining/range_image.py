@@ -168,17 +168,6 @@ class RangeImage:
         """Share of the box's 27 samples the LiDAR sees (see :meth:`samples_seen`), in ``[0, 1]``."""
         return float(self.samples_seen(center_m, size_m, yaw_rad, own_margin_m).mean())
 
-    def returns_m(self) -> np.ndarray:
-        """``(M, 3)`` one point per non-empty bin: its centre direction at its range (mid-quantum), in ``ego``.
-        Saturated bins (at or beyond 255 quanta) are left out."""
-        image = self.ranges
-        row, col = np.nonzero((image > 0) & (image < 255))
-        rng = (image[row, col].astype(np.float64) + 0.5) * self.range_quantum_m
-        az = np.radians((col + 0.5) * self.azimuth_step_deg - 180.0)
-        el = np.radians(self.elevation_min_deg + (row + 0.5) * self.elevation_step_deg)
-        d = np.column_stack([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
-        return self.origin_m + d * rng[:, None]
-
     @property
     def nbytes(self) -> int:
         """Bytes held (the compressed image)."""

@@ -112,57 +112,6 @@ def segments_blocked(origin_m: np.ndarray, targets_m: np.ndarray, occluder_boxes
     return (enter <= leave).any(axis=-1)
 
 
-def segments_blocked_by_points(
-    origin_m: np.ndarray,
-    targets_m: np.ndarray,
-    points_m: np.ndarray,
-    angular_radius_deg: float = 0.3,
-    own_box: tuple[np.ndarray, np.ndarray, float] | None = None,
-    own_margin_m: float = 0.5,
-) -> np.ndarray:
-    """``(N,)`` bool: whether a surface point lies on the line of sight from ``origin_m`` to each target.
-
-    A point blocks a target when, seen from ``origin_m``, it lies within ``angular_radius_deg``
-    of the target's direction, nearer than the target, and outside ``own_box`` grown by
-    ``own_margin_m`` (the object's own surface does not hide it). The points stand for
-    surfaces (e.g. :meth:`RangeImage.returns_m <av_pipeline.mining.range_image.RangeImage.returns_m>`,
-    one per bin of about half a degree): the radius should be about half their angular spacing.
-
-    Args:
-        origin_m: ``(3,)`` sensor origin (e.g. a camera's centre in ``ego``).
-        targets_m: ``(N, 3)`` points, same frame.
-        points_m: ``(M, 3)`` surface points, same frame.
-        angular_radius_deg: see above.
-        own_box: ``(center (3,), size (3,), yaw)`` of the object the targets belong to, or ``None``.
-        own_margin_m: see above.
-    """
-    origin = np.asarray(origin_m, dtype=np.float64).reshape(3)
-    targets = np.asarray(targets_m, dtype=np.float64).reshape(-1, 3)
-    points = np.asarray(points_m, dtype=np.float64).reshape(-1, 3)
-    if not len(points) or not len(targets):
-        return np.zeros(len(targets), dtype=bool)
-    if own_box is not None:
-        center, size, yaw = own_box
-        d = points - np.asarray(center, dtype=np.float64)[:3]
-        c, s = np.cos(yaw), np.sin(yaw)
-        grown = np.asarray(size, dtype=np.float64) / 2 + own_margin_m
-        own = (np.abs(c * d[:, 0] + s * d[:, 1]) <= grown[0]) & (np.abs(-s * d[:, 0] + c * d[:, 1]) <= grown[1]) & (np.abs(d[:, 2]) <= grown[2])
-        points = points[~own]
-    to_points = points - origin
-    point_range = np.linalg.norm(to_points, axis=1)
-    to_targets = targets - origin
-    target_range = np.linalg.norm(to_targets, axis=1)
-    nearer_max = target_range.max()
-    keep = (point_range > 0) & (point_range < nearer_max)
-    to_points, point_range = to_points[keep], point_range[keep]
-    if not len(point_range):
-        return np.zeros(len(targets), dtype=bool)
-    cos_angle = (to_targets / target_range[:, None]) @ (to_points / point_range[:, None]).T  # (N, M)
-    close = cos_angle >= np.cos(np.radians(angular_radius_deg))
-    nearer = point_range[None, :] < target_range[:, None]
-    return (close & nearer).any(axis=1)
-
-
 def visibility(
     origin_m: np.ndarray,
     center_m: np.ndarray,
@@ -193,4 +142,4 @@ def visibility(
     return float(1.0 - blocked.mean())
 
 
-__all__ = ["SAMPLE_GRID", "box_samples", "occluders", "segments_blocked", "segments_blocked_by_points", "visibility"]
+__all__ = ["SAMPLE_GRID", "box_samples", "occluders", "segments_blocked", "visibility"]
