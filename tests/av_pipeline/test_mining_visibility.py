@@ -102,7 +102,7 @@ def test_wrong_shapes_are_refused():
 def test_camera_line_of_sight_past_true_boxes_agrees_with_the_simulators_camera_visibility():
     """Independent reference: the simulator's camera visibility casts rays from each camera's
     centre to the same 27 samples against the scene's meshes. Past the other true boxes
-    (shrunk by 0.2 m as ``lidar_without_camera`` shrinks them) the estimate is close; buildings
+    (shrunk by 0.1 m as ``lidar_without_camera`` shrinks them) the estimate is close; buildings
     and poles, which no box stands for, are what it misses."""
     from calibration.camera import VISIBLE
     from av_pipeline.synthetic import SimulationConfig, SyntheticDrive
@@ -120,13 +120,13 @@ def test_camera_line_of_sight_past_true_boxes_agrees_with_the_simulators_camera_
                 if in_view.sum() < 3:
                     continue
                 others = all_boxes[np.arange(len(boxes)) != k]
-                estimated.append(visibility(camera.ego_SE3_camera.translation, boxes.centers_m[k], boxes.sizes_m[k], float(boxes.yaws_rad[k]), others, 0.2, in_view))
+                estimated.append(visibility(camera.ego_SE3_camera.translation, boxes.centers_m[k], boxes.sizes_m[k], float(boxes.yaws_rad[k]), others, 0.1, in_view))
                 truth_visibility.append(truth.camera_visibility[name][k])
     estimated, truth_visibility = np.array(estimated), np.array(truth_visibility)
     assert len(estimated) > 150
     hidden, in_view = truth_visibility < 0.2, truth_visibility >= 0.6
-    # measured on this drive: mean absolute error 0.13; of the 87 hidden ones (under 0.2) 11% estimated
-    # at 0.4 or more (the trigger's threshold), of the 237 in view (0.6 or more) 95%
+    # measured on this drive: mean absolute error 0.13; of the 87 hidden ones (under 0.2) 5% estimated
+    # at 0.4 or more (the trigger's threshold), of the 237 in view (0.6 or more) 93%
     assert np.abs(estimated - truth_visibility).mean() <= 0.16
-    assert (estimated[hidden] >= 0.4).mean() <= 0.2
-    assert (estimated[in_view] >= 0.4).mean() >= 0.9
+    assert (estimated[hidden] >= 0.4).mean() <= 0.12
+    assert (estimated[in_view] >= 0.4).mean() >= 0.88
