@@ -34,6 +34,15 @@ _RAW_CHANNELS = {"rgb8": 3, "bgr8": 3, "mono8": 1, "rgba8": 4, "bgra8": 4}
 MAX_DECODE_PIXELS = 2 * 89_478_485
 
 
+def check_decode_size(width: int, height: int) -> None:
+    """Raise Pillow's ``DecompressionBombError`` when an image header claims more than
+    :data:`MAX_DECODE_PIXELS`, whatever Pillow's process-wide limit is at the moment."""
+    if width * height > MAX_DECODE_PIXELS:
+        from PIL import Image
+
+        raise Image.DecompressionBombError(f"the header claims {width}x{height} pixels, more than {MAX_DECODE_PIXELS}")
+
+
 def _frozen_array(array: np.ndarray) -> np.ndarray:
     array = np.ascontiguousarray(array)
     if array.flags.writeable:
@@ -175,9 +184,7 @@ class CameraImage:
 
         try:
             with Image.open(io.BytesIO(self.data)) as img:
-                width, height = img.size
-                if width * height > MAX_DECODE_PIXELS:  # our own limit: other libraries (nuscenes-devkit) lift Pillow's global one
-                    raise Image.DecompressionBombError(f"the header claims {width}x{height} pixels, more than {MAX_DECODE_PIXELS}")
+                check_decode_size(*img.size)
                 img.load()
                 mode = "L" if img.mode in ("L", "I;16", "I") else "RGB"
                 pixels = np.asarray(img.convert(mode))

@@ -50,7 +50,7 @@ from av_pipeline.errors import LogFormatError, short_repr
 from av_pipeline.readers.base import LogReader, register_reader
 from av_pipeline.readers.bin_points import read_float32_points
 from av_pipeline.readers.kitti_planned_path import PlannedPathFolder
-from av_pipeline.records import MAX_DECODE_PIXELS, CameraImage, Frame, FrameRef, LidarSweep
+from av_pipeline.records import CameraImage, Frame, FrameRef, LidarSweep, check_decode_size
 from av_pipeline.validate import MAX_TIMESTAMP_NS, check_timestamp_ns
 from calibration import SE3
 from calibration.errors import CalibrationFileError
@@ -95,8 +95,7 @@ def _image_size_px(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:  # reads the header only
             width, height = int(img.size[0]), int(img.size[1])
-        if width * height > MAX_DECODE_PIXELS:  # our own limit: other libraries (nuscenes-devkit) lift Pillow's global one
-            raise Image.DecompressionBombError(f"the header claims {width}x{height} pixels, more than {MAX_DECODE_PIXELS}")
+        check_decode_size(width, height)
         return width, height
     except Image.DecompressionBombError as exc:
         raise LogFormatError(path, "image", f"image too large to decode safely (Pillow's decompression-bomb limit): {str(exc)[:200]}") from exc
