@@ -12,7 +12,9 @@ Then one drive with every anomaly rate at 0 gives the baseline noise: events and
 100 frames from the onboard perception's ordinary errors (none of which is an anomaly).
 
 Run: ``python benchmarks/mining.py [--seeds 9991,...,10000] [--frames 200]
-[--shadow detector,oracle] [--json out.json]``. Mining seeds must differ from the detector's
+[--shadow detector,oracle] [--json out.json] [--keep DIR]``; ``--rescore DIR --campaign FILE``
+mines what a ``--keep`` run left with another campaign in seconds (tuning; its numbers are
+not held out). Mining seeds must differ from the detector's
 training seeds (100000+), its ground-truth database (900000+) and its evaluation seeds (1-5).
 """
 
@@ -61,17 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-seed", type=int, default=10001, help="seed of the anomaly-free drive (baseline noise); -1 to skip")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--keep", type=Path, default=None, help="also pickle each drive's mining evidence here (LOG_ID.SHADOW.pkl, about 6 MB each)")
+    parser.add_argument(
+        "--rescore", type=Path, default=None,
+        help="mine and score the evidence a --keep run left in this folder with --campaign (no simulation, no shadow model; no baseline-noise run)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
 
     from av_pipeline.mining import load_campaign
-    from av_pipeline.mining.synthetic_eval import BENCHMARK_RATES, detector_shadow, mine_synthetic, oracle_shadow
+    from av_pipeline.mining.synthetic_eval import BENCHMARK_RATES, detector_shadow, mine_synthetic, oracle_shadow, rescore_kept
     from av_pipeline.synthetic.config import ANOMALY_KINDS
 
     seeds = [int(s) for s in args.seeds.split(",") if s]
     campaign = load_campaign(args.campaign)
     shadows = {}
     for name in [s.strip() for s in args.shadow.split(",") if s.strip()]:
-        if name == "oracle":
+        if args.rescore is not None:
+            shadows[name] = None
+        elif name == "oracle":
             shadows[name] = oracle_shadow
         elif name == "detector":
             import torch
@@ -89,11 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"anomaly rates per 100 frames: {BENCHMARK_RATES}")
     results = {}
     t0 = time.perf_counter()
-    runs = mine_synthetic(seeds, args.frames, campaign, shadows, progress=lambda line: print(f"  {line}", flush=True))
-    print(f"simulated and mined in {time.perf_counter() - t0:.0f} s")
+    if args.rescore is not None:
+        runs = rescore_kept(args.rescore, campaign, list(shadows))
+        seeds = sorted({int(log.rsplit("_", 1)[-1]) for run in runs.values() for log in run.anomalies if log.rsplit("_", 1)[-1].isdigit()})
+        print(f"re-mined the evidence kept in {args.rescore} (seeds {seeds}) in {time.perf_counter() - t0:.0f} s")
+    else:
+        runs = mine_synthetic(seeds, args.frames, campaign, shadows, progress=lambda line: print(f"  {line}", flush=True), keep_dir=args.keep)
+        print(f"simulated and mined in {time.perf_counter() - t0:.0f} s")
     for name, run in runs.items():
         results[name] = _score_json(run)
-        print(f"\n## shadow = {name} (simulate {run.seconds['simulate']:.0f} s, shadow {run.seconds['shadow']:.0f} s, mine {run.seconds['mine']:.0f} s)\n")
+        spent = ", ".join(f"{part} {value:.0f} s" for part, value in run.seconds.items())
+        print(f"\n## shadow = {name} ({spent})\n")
         print(run.score.table())
         misses = run.missed()
         results[name]["missed"] = [{"log_id": log, "kind": a.kind, "track_id": a.track_id, "frames": [a.first_frame, a.last_frame], "reason": a.reason} for log, a in misses]
@@ -111,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| **case precision** | | " + " | ".join(f"{results[n]['precision']:.2f} ({results[n]['true_cases']}/{results[n]['cases']})" for n in names) + " |")
         print("| **key frames used** | | " + " | ".join(f"{results[n]['key_frames']} of {results[n]['frames']}" for n in names) + " |")
 
-    if args.noise_seed >= 0:
+    if args.noise_seed >= 0 and args.rescore is None:
         zero = {k: 0.0 for k in ANOMALY_KINDS}
         name, shadow = next(iter(shadows.items()))
         run = mine_synthetic([args.noise_seed], args.frames, campaign, {name: shadow}, rates=zero)[name]

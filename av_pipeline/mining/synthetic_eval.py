@@ -8,8 +8,10 @@ an oracle), and the campaign's cases are scored against the drive's answer key.
 
 from __future__ import annotations
 
+import pickle
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from av_pipeline.boxes import Cuboids
@@ -109,6 +111,7 @@ def mine_synthetic(
     shadows: Mapping[str, Callable[[Sequence[Frame]], list[Cuboids]]],
     rates: dict[str, float] | None = None,
     progress: Callable[[str], None] | None = None,
+    keep_dir: Path | str | None = None,
 ) -> dict[str, SyntheticMiningRun]:
     """Simulate ``seeds`` once each, run every shadow model over each drive, mine with ``campaign`` and score.
 
@@ -120,10 +123,18 @@ def mine_synthetic(
             :func:`detector_shadow`.
         rates: anomaly rates (default :data:`BENCHMARK_RATES`).
         progress: called with a line per finished drive and shadow.
+        keep_dir: if given, each drive's mining evidence per shadow is pickled there
+            (``LOG_ID.SHADOW.pkl``: mining frames, rig, answer key, truth boxes, about 6 MB for
+            200 frames), so that :func:`rescore_kept` can mine it again with another campaign
+            without simulating or running the shadow model. Only load such files from
+            sources you trust (pickle).
 
     Returns:
         name -> :class:`SyntheticMiningRun`.
     """
+    if keep_dir is not None:
+        keep_dir = Path(keep_dir)
+        keep_dir.mkdir(parents=True, exist_ok=True)
     seconds = {name: {"simulate": 0.0, "shadow": 0.0, "mine": 0.0} for name in shadows}
     results: dict[str, list[LogMining]] = {name: [] for name in shadows}
     anomalies, truth = {}, {}
@@ -141,6 +152,11 @@ def mine_synthetic(
             mined = [mining_frame(f, s, index=i) for i, (f, s) in enumerate(zip(log_frames, shadow_boxes))]
             result = mine_log(mined, campaign, drive.rig)
             t3 = time.perf_counter()
+            if keep_dir is not None:
+                kept = {"log_id": drive.config.log_id, "seed": seed, "shadow": name, "mined": mined, "rig": drive.rig,
+                        "anomalies": drive.anomalies, "truth": truth[drive.config.log_id]}  # fmt: skip
+                with open(keep_dir / f"{drive.config.log_id}.{name}.pkl", "wb") as handle:
+                    pickle.dump(kept, handle, protocol=pickle.HIGHEST_PROTOCOL)
             seconds[name]["simulate"] += simulated
             seconds[name]["shadow"] += t2 - t1
             seconds[name]["mine"] += t3 - t2
@@ -148,13 +164,48 @@ def mine_synthetic(
             if progress:
                 progress(f"[{name}] seed {seed}: {len(result.events)} events, {len(result.candidates)} candidate cases, {len(drive.anomalies)} anomalies planted")
         del log_frames
-    runs = {}
-    for name in shadows:
-        cases = select(results[name], campaign)
-        runs[name] = SyntheticMiningRun(
-            results[name], cases, score_cases(cases, anomalies, truth, sum(r.frames for r in results[name])), seconds[name], dict(anomalies)
-        )  # fmt: skip
-    return runs
+    return {name: _scored(results[name], campaign, anomalies, truth, seconds[name]) for name in shadows}
 
 
-__all__ = ["BENCHMARK_RATES", "SyntheticMiningRun", "detector_shadow", "lidar_frames", "mine_synthetic", "oracle_shadow", "simulate"]
+def _scored(results: list[LogMining], campaign: Campaign, anomalies: dict, truth: dict, seconds: dict[str, float]) -> SyntheticMiningRun:
+    cases = select(results, campaign)
+    return SyntheticMiningRun(results, cases, score_cases(cases, anomalies, truth, sum(r.frames for r in results)), seconds, dict(anomalies))
+
+
+def rescore_kept(keep_dir: Path | str, campaign: Campaign, shadows: Sequence[str] | None = None) -> dict[str, SyntheticMiningRun]:
+    """Mine the evidence :func:`mine_synthetic` kept in ``keep_dir`` again with ``campaign`` and score it.
+
+    Tuning a campaign this way takes seconds per drive instead of a simulation and a detector
+    run. Held-out numbers still need drives that were not used to tune it.
+
+    Args:
+        keep_dir: folder of ``LOG_ID.SHADOW.pkl`` files.
+        campaign: the campaign to mine with.
+        shadows: shadow names to load (default: every one found).
+
+    Returns:
+        name -> :class:`SyntheticMiningRun` (``seconds`` holds ``mine`` only).
+
+    Raises:
+        FileNotFoundError: no kept file (for the requested shadows) in ``keep_dir``.
+    """
+    files = sorted(Path(keep_dir).glob("*.pkl"))
+    runs: dict[str, tuple[list, dict, dict, float]] = {}
+    for path in files:
+        name = path.name[: -len(".pkl")].rsplit(".", 1)[-1]
+        if shadows is not None and name not in shadows:
+            continue
+        with open(path, "rb") as handle:
+            kept = pickle.load(handle)
+        t0 = time.perf_counter()
+        result = mine_log(kept["mined"], campaign, kept["rig"])
+        results, anomalies, truth, spent = runs.setdefault(name, ([], {}, {}, 0.0))
+        results.append(result)
+        anomalies[kept["log_id"]], truth[kept["log_id"]] = kept["anomalies"], kept["truth"]
+        runs[name] = (results, anomalies, truth, spent + time.perf_counter() - t0)
+    if not runs:
+        raise FileNotFoundError(f"rescore_kept: no LOG_ID.SHADOW.pkl files{' for ' + ', '.join(shadows) if shadows else ''} in {keep_dir}")
+    return {name: _scored(r, campaign, a, t, {"mine": spent}) for name, (r, a, t, spent) in runs.items()}
+
+
+__all__ = ["BENCHMARK_RATES", "SyntheticMiningRun", "detector_shadow", "lidar_frames", "mine_synthetic", "oracle_shadow", "rescore_kept", "simulate"]
