@@ -338,9 +338,24 @@ def test_lidar_without_camera_counts_the_frames_in_sight_within_a_run_without_2d
 
     (event,) = fire("lidar_without_camera", Scene(objects, with_camera_boxes=True, edit_camera=drop_2d(3, 10)))
     assert (event.first_frame, event.last_frame) == (3, 10) and event.details["frames_in_sight"] == 3
-    assert "has no 2D box for 8 frames (in its line of sight in 3 of them)" in event.reason
+    assert "has no 2D box for 8 frames (in its line of sight with LiDAR support in 3 of them)" in event.reason
     # no 2D box only while it is hidden: expected
     assert fire("lidar_without_camera", Scene(objects, with_camera_boxes=True, edit_camera=drop_2d(5, 9))) == []
+
+
+def test_lidar_without_camera_keeps_a_run_through_frames_without_lidar_support():
+    from av_pipeline.records import CameraBoxes
+
+    def drop_2d(k, boxes):
+        keep = boxes.track_ids != 2 if 5 <= k <= 8 else np.ones(len(boxes), bool)
+        return CameraBoxes("front", boxes.boxes_px[keep], boxes.labels[keep], boxes.scores[keep], boxes.track_ids[keep])
+
+    # car 2's LiDAR returns drop out in frames 6 and 7 (a dark car): those frames are no
+    # evidence, but they do not split frames 5 and 8 into two single-frame runs
+    dropout = in_frames(6, 7, lambda k, rows: [dict(r, points=0) if r["track"] == 2 else r for r in rows])
+    (event,) = fire("lidar_without_camera", Scene(CARS, with_camera_boxes=True, edit_camera=drop_2d, edit_onboard=dropout))
+    assert (event.first_frame, event.last_frame) == (5, 8) and event.details["frames_in_sight"] == 2
+    assert "has no 2D box for 4 frames (in its line of sight with LiDAR support in 2 of them)" in event.reason
 
 
 def test_camera_without_3d_and_lidar_without_camera():

@@ -204,7 +204,9 @@ def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]
     at least ``min_camera_visibility`` of it is in the camera's line of sight
     (:func:`camera_visibility`). Projected cuboids and 2D boxes are paired one to one (IoU of
     the boxes grown by ``margin_px``), so the box of an object beside or behind it does not
-    count as its own.
+    count as its own. A frame of the run whose cuboid lacks LiDAR support (``min_points``,
+    ``min_visible_share``: a dark object's returns come and go) stays in the run without
+    counting towards ``min_frames``.
 
     Score: ``min(1, share / 0.5)`` for the share of the typical points it shows (median over
     the frames in sight), times the span of the run over 4 frames.
@@ -223,16 +225,18 @@ def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]
             best = np.where(projected.visible, best, 0.0)
             height = projected.box2d_px[:, 3] - projected.box2d_px[:, 1]
             share = _visible_share(log, cuboids, ranges)
-            candidates = np.flatnonzero(
+            unboxed = (
                 projected.in_front & projected.visible & (projected.truncation <= params.max_truncation) & (best < params.min_iou)
-                & (cuboids.num_lidar_points >= params.min_points) & (share >= params.min_visible_share)
                 & (ranges <= params.max_range_m) & (np.nan_to_num(height) >= params.min_height_px)
             )  # fmt: skip
-            for k in candidates:
+            supported = (cuboids.num_lidar_points >= params.min_points) & (share >= params.min_visible_share)
+            for k in np.flatnonzero(unboxed):
                 if cuboids.labels[k] not in params.classes or cuboids.track_ids[k] < 0:
                     continue
-                sight = camera_visibility(log, p, camera, int(k), shrink_m=params.occluder_shrink_m)
-                hits.setdefault((camera, int(cuboids.track_ids[k])), {})[p] = (int(k), bool(sight >= params.min_camera_visibility))
+                # a frame whose LiDAR support drops out (a dark object's returns come and go)
+                # stays in the run without counting as evidence, instead of splitting it
+                sight = camera_visibility(log, p, camera, int(k), shrink_m=params.occluder_shrink_m) if supported[k] else 0.0
+                hits.setdefault((camera, int(cuboids.track_ids[k])), {})[p] = (int(k), bool(supported[k] and sight >= params.min_camera_visibility))
     events = []
     for (camera, track), missing in hits.items():
         for gap in log.runs(missing):
@@ -252,7 +256,7 @@ def lidar_without_camera(log: MiningLog, params: LidarOnlyParams) -> list[Event]
                 f"lidar_without_camera: onboard {obj.label} track {track} at {obj.range_m:.0f} m ({int(points.max())} LiDAR points, "
                 f"{100 * min(1.0, float(shares.max())):.0f}% of what such an object shows there) "
                 f"is in view of camera {camera} but has no 2D box for {frames_text(len(gap))}"
-                + (f" (in its line of sight in {len(run)} of them)" if len(run) < len(gap) else "")
+                + (f" (in its line of sight with LiDAR support in {len(run)} of them)" if len(run) < len(gap) else "")
             )
             span = log.frames[gap[-1]].index - log.frames[gap[0]].index + 1
             events.append(log.event(
