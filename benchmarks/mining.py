@@ -11,7 +11,7 @@ Synthetic drives (``--seeds``, ``--frames`` each; LiDAR simulated, no camera ren
 Then one drive with every anomaly rate at 0 gives the baseline noise: events and cases per
 100 frames from the onboard perception's ordinary errors (none of which is an anomaly).
 
-Run: ``python benchmarks/mining.py [--seeds 9991,...,10000] [--frames 200]
+Run: ``python benchmarks/mining.py [--seeds 10041,...,10050] [--frames 200]
 [--shadow detector,oracle] [--json out.json] [--keep DIR]``; ``--rescore DIR --campaign FILE``
 mines what a ``--keep`` run left with another campaign in seconds (tuning; its numbers are
 not held out). Mining seeds must differ from the detector's
@@ -56,11 +56,11 @@ def _events(run) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--seeds", default=",".join(str(s) for s in range(9991, 10001)), help="comma-separated drive seeds")
+    parser.add_argument("--seeds", default=",".join(str(s) for s in range(10041, 10051)), help="comma-separated drive seeds")
     parser.add_argument("--frames", type=int, default=200, help="frames per drive (default 200)")
     parser.add_argument("--shadow", default="detector,oracle", help="shadow models to run: detector, oracle (comma-separated)")
     parser.add_argument("--campaign", default="default", help="campaign file or shipped name")
-    parser.add_argument("--noise-seed", type=int, default=10001, help="seed of the anomaly-free drive (baseline noise); -1 to skip")
+    parser.add_argument("--noise-seed", type=int, default=10051, help="seed of the anomaly-free drive (baseline noise); -1 to skip")
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--keep", type=Path, default=None, help="also pickle each drive's mining evidence here (LOG_ID.SHADOW.pkl, about 6 MB each)")
