@@ -32,6 +32,7 @@ import zlib
 
 import numpy as np
 
+from av_pipeline.boxes import Cuboids
 from av_pipeline.errors import ShapeError
 from av_pipeline.mining.clusters import height_above_ground
 from av_pipeline.mining.visibility import box_samples
@@ -148,20 +149,18 @@ class RangeImage:
         image = self.ranges
         rows, cols = image.shape
         row, col, rng = _bins(samples - self.origin_m, self.azimuth_step_deg, self.elevation_min_deg, self.elevation_step_deg, rows, cols)
-        seen = np.ones(len(samples), dtype=bool)
+        first = np.zeros(len(samples))  # metres to the first return along each sample's direction, 0 = none
         for k in np.flatnonzero(row >= 0):
-            quanta = 0
             for r in (row[k], row[k] - 1, row[k] + 1):  # the bin, else the nearest non-empty one up or down
                 if 0 <= r < rows and image[r, col[k]]:
-                    quanta = int(image[r, col[k]])
+                    first[k] = image[r, col[k]] * self.range_quantum_m
                     break
-            if not quanta:
-                continue
-            first = quanta * self.range_quantum_m
-            if first >= rng[k]:
-                continue
-            hit = self.origin_m + (samples[k] - self.origin_m) * (first / rng[k])
-            seen[k] = _inside(hit, center_m, np.asarray(size_m, dtype=np.float64) + 2 * own_margin_m, yaw_rad)
+        seen = np.ones(len(samples), dtype=bool)
+        blocked = (first > 0) & (first < rng)
+        if blocked.any():
+            hits = self.origin_m + (samples[blocked] - self.origin_m) * (first[blocked] / rng[blocked])[:, None]
+            box = Cuboids.from_arrays("ego", [np.asarray(center_m)[:3]], [size_m], [yaw_rad], ["object"])
+            seen[blocked] = box.points_in_boxes(hits, own_margin_m) >= 0  # the object's own returns
         return seen
 
     def visibility(self, center_m: np.ndarray, size_m: np.ndarray, yaw_rad: float, own_margin_m: float = 0.5) -> float:
@@ -190,12 +189,6 @@ def _bins(d: np.ndarray, az_step: float, el_min: float, el_step: float, rows: in
     row = np.floor((el - el_min) / el_step).astype(np.int64)
     row = np.where((row >= 0) & (row < rows) & (rng > 0), row, -1)
     return row, col, rng
-
-
-def _inside(point: np.ndarray, center: np.ndarray, size: np.ndarray, yaw: float) -> bool:
-    d = point - np.asarray(center, dtype=np.float64)[:3]
-    c, s = np.cos(yaw), np.sin(yaw)
-    return bool(abs(c * d[0] + s * d[1]) <= size[0] / 2 and abs(-s * d[0] + c * d[1]) <= size[1] / 2 and abs(d[2]) <= size[2] / 2)
 
 
 __all__ = ["RangeImage"]

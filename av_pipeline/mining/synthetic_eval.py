@@ -124,7 +124,7 @@ def mine_synthetic(
         rates: anomaly rates (default :data:`BENCHMARK_RATES`).
         progress: called with a line per finished drive and shadow.
         keep_dir: if given, each drive's mining evidence per shadow is pickled there
-            (``LOG_ID.SHADOW.pkl``: mining frames, rig, answer key, truth boxes, about 6 MB for
+            (``LOG_ID.SHADOW.pkl``: mining frames, rig, answer key, truth boxes, about 8 MB for
             200 frames), so that :func:`rescore_kept` can mine it again with another campaign
             without simulating or running the shadow model. Only load such files from
             sources you trust (pickle).
